@@ -79,11 +79,11 @@ public static class Eplb
     /// <summary>
     /// <c>balanced_packing</c> for one row: packs <paramref name="weights"/> (n items) into <paramref name="packs"/> packs
     /// of exactly n / packs items each, heaviest item first into the lightest pack that still has room (the first such
-    /// pack on ties). Scratch spans hold n, n, packs, packs and packs elements.
+    /// pack on ties). Scratch spans hold n, packs and packs elements.
     /// </summary>
     internal static void BalancedPacking(
         ReadOnlySpan<float> weights, int packs, Span<int> packIndex, Span<int> rankInPack,
-        Span<float> sortKeys, Span<int> order, Span<float> packWeights, Span<int> packHeap, Span<int> packFill)
+        Span<SortEntry> sorted, Span<SortEntry> packHeap, Span<int> packFill)
     {
         var n = weights.Length;
         var perPack = n / packs;
@@ -98,34 +98,41 @@ public static class Eplb
             return;
         }
 
-        weights.CopyTo(sortKeys);
+        var order = sorted[..n];
         for (var i = 0; i < n; i++)
         {
-            order[i] = i;
+            order[i] = new SortEntry(weights[i], i);
         }
 
-        TorchCpuSort.SortDescending(sortKeys[..n], order[..n]);
+        TorchCpuSort.SortDescending(order);
 
-        // Python's min over the packs with room keeps the first minimum: a min-heap on (weight, pack id).
-        // Pack items only grow (weights are >= 0), so the chosen pack sinks or leaves the heap when full.
-        packWeights[..packs].Clear();
-        var heap = new IndexHeap(packHeap[..packs], packWeights, largestFirst: false);
+        // Python's min over the packs with room keeps the first minimum: a min-heap on (pack weight, pack id).
+        // Pack weights only grow (weights are >= 0), so the chosen pack sinks, or leaves the heap when full.
+        var heap = packHeap[..packs];
+        for (var p = 0; p < packs; p++)
+        {
+            heap[p] = new SortEntry(0f, p);
+        }
+
         var filled = packFill[..packs];
         filled.Clear();
         for (var k = 0; k < n; k++)
         {
-            var item = order[k];
-            var pack = heap.Top;
+            var item = order[k].Item;
+            ref var top = ref heap[0];
+            var pack = top.Item;
             packIndex[item] = pack;
             rankInPack[item] = filled[pack];
-            packWeights[pack] += weights[item];
+            top.Key += weights[item];
             if (++filled[pack] == perPack)
             {
-                heap.RemoveTop();
+                top = heap[^1];
+                heap = heap[..^1];
             }
-            else
+
+            if (heap.Length > 0)
             {
-                heap.TopGotWorse();
+                EntryHeap.SiftDown<LightestFirst>(heap, 0);
             }
         }
     }
@@ -133,11 +140,10 @@ public static class Eplb
     /// <summary>
     /// <c>replicate_experts</c> for one row: slot i &lt; E holds expert i; every further slot goes to the expert with the
     /// largest float32 per-replica load <c>weight / count</c> (the first such expert on ties).
-    /// <paramref name="valueScratch"/> and <paramref name="heapScratch"/> hold E elements.
+    /// <paramref name="heapScratch"/> holds E elements.
     /// </summary>
     internal static void ReplicateExperts(
-        ReadOnlySpan<float> weights, Span<int> phy2log, Span<int> rank, Span<int> count,
-        Span<float> valueScratch, Span<int> heapScratch)
+        ReadOnlySpan<float> weights, Span<int> phy2log, Span<int> rank, Span<int> count, Span<SortEntry> heapScratch)
     {
         var experts = weights.Length;
         for (var e = 0; e < experts; e++)
@@ -152,17 +158,23 @@ public static class Eplb
             return;
         }
 
-        var values = valueScratch[..experts];
-        weights.CopyTo(values);
-        var heap = new IndexHeap(heapScratch[..experts], values, largestFirst: true);
+        var heap = heapScratch[..experts];
+        for (var e = 0; e < experts; e++)
+        {
+            heap[e] = new SortEntry(weights[e], e);
+        }
+
+        // weight / count only shrinks as count grows, so the chosen expert sinks.
+        EntryHeap.Build<HeaviestFirst>(heap);
         for (var i = experts; i < phy2log.Length; i++)
         {
-            var e = heap.Top;
+            ref var top = ref heap[0];
+            var e = top.Item;
             phy2log[i] = e;
             rank[i] = count[e];
             count[e]++;
-            values[e] = weights[e] / count[e];
-            heap.TopGotWorse();
+            top.Key = weights[e] / count[e];
+            EntryHeap.SiftDown<HeaviestFirst>(heap, 0);
         }
     }
 
@@ -199,11 +211,9 @@ public static class Eplb
         private readonly int[] _packIndex = new int[Math.Max(shape.ReplicasPerNode, shape.Groups)];
         private readonly int[] _rankInPack = new int[Math.Max(shape.ReplicasPerNode, shape.Groups)];
         private readonly int[] _pphy2phy = new int[shape.ReplicasPerNode];
-        private readonly float[] _sortKeys = new float[Math.Max(shape.ReplicasPerNode, shape.Groups)];
-        private readonly int[] _order = new int[Math.Max(Math.Max(shape.ReplicasPerNode, shape.Groups), shape.ExpertsPerNode)];
-        private readonly float[] _replicaValues = new float[shape.ExpertsPerNode];
-        private readonly float[] _packWeights = new float[Math.Max(shape.Nodes, shape.DevicesPerNode)];
-        private readonly int[] _packHeap = new int[Math.Max(shape.Nodes, shape.DevicesPerNode)];
+        private readonly SortEntry[] _sorted = new SortEntry[Math.Max(shape.ReplicasPerNode, shape.Groups)];
+        private readonly SortEntry[] _replicaHeap = new SortEntry[shape.ExpertsPerNode];
+        private readonly SortEntry[] _packHeap = new SortEntry[Math.Max(shape.Nodes, shape.DevicesPerNode)];
         private readonly int[] _packFill = new int[Math.Max(shape.Nodes, shape.DevicesPerNode)];
 
         public void Run(ReadOnlySpan<double> load, Span<int> phy2log, Span<int> phyRank, Span<int> logCount)
@@ -245,7 +255,7 @@ public static class Eplb
                 _groupWeight[g] = (float)sum;
             }
 
-            BalancedPacking(_groupWeight, _s.Nodes, _groupPack, _groupRank, _sortKeys, _order, _packWeights, _packHeap, _packFill);
+            BalancedPacking(_groupWeight, _s.Nodes, _groupPack, _groupRank, _sorted, _packHeap, _packFill);
             for (var g = 0; g < _s.Groups; g++)
             {
                 var baseId = ((_groupPack[g] * _s.GroupsPerNode) + _groupRank[g]) * size;
@@ -268,7 +278,7 @@ public static class Eplb
             }
 
             var count = _mlogCount.AsSpan(offset, perNode);
-            ReplicateExperts(_nodeWeight, _phy2mlog, _phyRank, count, _replicaValues, _order);
+            ReplicateExperts(_nodeWeight, _phy2mlog, _phyRank, count, _replicaHeap);
 
             for (var i = 0; i < _phy2mlog.Length; i++)
             {
@@ -276,7 +286,7 @@ public static class Eplb
                 _phyWeight[i] = _nodeWeight[m] / count[m];
             }
 
-            BalancedPacking(_phyWeight, _s.DevicesPerNode, _packIndex, _rankInPack, _sortKeys, _order, _packWeights, _packHeap, _packFill);
+            BalancedPacking(_phyWeight, _s.DevicesPerNode, _packIndex, _rankInPack, _sorted, _packHeap, _packFill);
             var slots = _s.SlotsPerDevice;
             for (var i = 0; i < _phy2mlog.Length; i++)
             {
@@ -374,90 +384,5 @@ public sealed class EplbResult
         }
 
         return n;
-    }
-}
-
-/// <summary>
-/// A binary heap of item ids over a key span the caller owns, ordered by key (largest or smallest first) and then by
-/// smaller id, so the top is exactly what a first-index argmax / argmin over the live items returns.
-/// Only the top's key may change, and only for the worse (<see cref="TopGotWorse"/>).
-/// </summary>
-internal ref struct IndexHeap
-{
-    private readonly Span<int> _heap;
-    private readonly ReadOnlySpan<float> _keys;
-    private readonly bool _largestFirst;
-    private int _count;
-
-    /// <summary>Builds a heap of ids 0 .. heap.Length - 1.</summary>
-    public IndexHeap(Span<int> heap, ReadOnlySpan<float> keys, bool largestFirst)
-    {
-        _heap = heap;
-        _keys = keys;
-        _largestFirst = largestFirst;
-        _count = heap.Length;
-        for (var i = 0; i < _count; i++)
-        {
-            _heap[i] = i;
-        }
-
-        for (var i = (_count / 2) - 1; i >= 0; i--)
-        {
-            SiftDown(i);
-        }
-    }
-
-    public readonly int Top => _heap[0];
-
-    public void TopGotWorse() => SiftDown(0);
-
-    public void RemoveTop()
-    {
-        _count--;
-        if (_count > 0)
-        {
-            _heap[0] = _heap[_count];
-            SiftDown(0);
-        }
-    }
-
-    private readonly bool Before(int a, int b)
-    {
-        var ka = _keys[a];
-        var kb = _keys[b];
-        if (ka != kb)
-        {
-            return _largestFirst ? ka > kb : ka < kb;
-        }
-
-        return a < b;
-    }
-
-    private readonly void SiftDown(int i)
-    {
-        var item = _heap[i];
-        while (true)
-        {
-            var child = (2 * i) + 1;
-            if (child >= _count)
-            {
-                break;
-            }
-
-            if (child + 1 < _count && Before(_heap[child + 1], _heap[child]))
-            {
-                child++;
-            }
-
-            if (!Before(_heap[child], item))
-            {
-                break;
-            }
-
-            _heap[i] = _heap[child];
-            i = child;
-        }
-
-        _heap[i] = item;
     }
 }

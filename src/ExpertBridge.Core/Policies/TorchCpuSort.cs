@@ -1,6 +1,16 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace ExpertBridge.Core.Policies;
+
+/// <summary>One (value, index) pair as ATen's sort moves them together.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct SortEntry(float key, int item)
+{
+    public float Key = key;
+    public int Item = item;
+}
 
 /// <summary>
 /// The element order of PyTorch's CPU <c>Tensor.sort(dim, descending=True)</c> on float32 rows, which EPLB's
@@ -12,83 +22,87 @@ namespace ExpertBridge.Core.Policies;
 /// unguarded Hoare partition, depth limit 2 * floor(log2 n) with heapsort as the fallback, and a final insertion sort.
 /// Rows of at most 16 elements only see the insertion sort, which is stable.
 /// NaN is not handled (callers reject it before sorting).
+/// <para>
+/// The hot loops index through <see cref="Unsafe.Add{T}(ref T, int)"/>: every index stays inside the span by the
+/// algorithm's own invariants (the unguarded loops are bounded by the pivot and the sorted prefix, exactly as in
+/// libstdc++), and the public entry points check the span, so bounds checks would only cost time.
+/// </para>
 /// </summary>
 internal static class TorchCpuSort
 {
     private const int Threshold = 16;
 
-    /// <summary>Sorts <paramref name="keys"/> descending and permutes <paramref name="items"/> alongside.</summary>
-    public static void SortDescending(Span<float> keys, Span<int> items) =>
-        SortDescending(keys, items, keys.Length < 2 ? 0 : 2 * BitOperations.Log2((uint)keys.Length));
+    /// <summary>Sorts <paramref name="entries"/> by key, descending, in ATen's order for equal keys.</summary>
+    public static void SortDescending(Span<SortEntry> entries) =>
+        SortDescending(entries, entries.Length < 2 ? 0 : 2 * BitOperations.Log2((uint)entries.Length));
 
-    /// <summary>As <see cref="SortDescending(Span{float}, Span{int})"/> with an explicit depth limit (tests drive the heapsort path).</summary>
-    internal static void SortDescending(Span<float> keys, Span<int> items, int depthLimit)
+    /// <summary>As <see cref="SortDescending(Span{SortEntry})"/> with an explicit depth limit (tests drive the heapsort path).</summary>
+    internal static void SortDescending(Span<SortEntry> entries, int depthLimit)
     {
-        if (keys.Length != items.Length)
-        {
-            throw new ArgumentException("keys and items differ in length", nameof(items));
-        }
-
-        if (keys.Length < 2)
+        if (entries.Length < 2)
         {
             return;
         }
 
-        IntroSortLoop(keys, items, 0, keys.Length, depthLimit);
-        FinalInsertionSort(keys, items, 0, keys.Length);
+        ref var a = ref MemoryMarshal.GetReference(entries);
+        IntroSortLoop(ref a, 0, entries.Length, depthLimit);
+        FinalInsertionSort(ref a, entries.Length);
     }
 
-    private static void IntroSortLoop(Span<float> keys, Span<int> items, int first, int last, int depthLimit)
+    private static void IntroSortLoop(ref SortEntry a, int first, int last, int depthLimit)
     {
         while (last - first > Threshold)
         {
             if (depthLimit == 0)
             {
-                HeapSort(keys, items, first, last);
+                HeapSort(ref Unsafe.Add(ref a, first), last - first);
                 return;
             }
 
             depthLimit--;
-            var cut = UnguardedPartitionPivot(keys, items, first, last);
-            IntroSortLoop(keys, items, cut, last, depthLimit);
+            var cut = UnguardedPartitionPivot(ref a, first, last);
+            IntroSortLoop(ref a, cut, last, depthLimit);
             last = cut;
         }
     }
 
-    private static int UnguardedPartitionPivot(Span<float> keys, Span<int> items, int first, int last)
+    private static int UnguardedPartitionPivot(ref SortEntry a, int first, int last)
     {
         var mid = first + ((last - first) / 2);
-        MoveMedianToFirst(keys, items, first, first + 1, mid, last - 1);
-        return UnguardedPartition(keys, items, first + 1, last, first);
+        MoveMedianToFirst(ref a, first, first + 1, mid, last - 1);
+        return UnguardedPartition(ref a, first + 1, last, Unsafe.Add(ref a, first).Key);
     }
 
-    private static void MoveMedianToFirst(Span<float> keys, Span<int> items, int result, int a, int b, int c)
+    private static void MoveMedianToFirst(ref SortEntry a, int result, int x, int y, int z)
     {
+        var kx = Unsafe.Add(ref a, x).Key;
+        var ky = Unsafe.Add(ref a, y).Key;
+        var kz = Unsafe.Add(ref a, z).Key;
         int median;
-        if (keys[a] > keys[b])
+        if (kx > ky)
         {
-            median = keys[b] > keys[c] ? b : keys[a] > keys[c] ? c : a;
+            median = ky > kz ? y : kx > kz ? z : x;
         }
         else
         {
-            median = keys[a] > keys[c] ? a : keys[b] > keys[c] ? c : b;
+            median = kx > kz ? x : ky > kz ? z : y;
         }
 
-        Swap(keys, items, result, median);
+        (Unsafe.Add(ref a, result), Unsafe.Add(ref a, median)) = (Unsafe.Add(ref a, median), Unsafe.Add(ref a, result));
     }
 
-    private static int UnguardedPartition(Span<float> keys, Span<int> items, int first, int last, int pivot)
+    // The pivot sits at first - 1 and is never moved, so both scans stop at the latest there.
+    private static int UnguardedPartition(ref SortEntry a, int first, int last, float pivot)
     {
-        var p = keys[pivot];
         while (true)
         {
-            while (keys[first] > p)
+            while (Unsafe.Add(ref a, first).Key > pivot)
             {
                 first++;
             }
 
             last--;
-            while (p > keys[last])
+            while (pivot > Unsafe.Add(ref a, last).Key)
             {
                 last--;
             }
@@ -98,73 +112,71 @@ internal static class TorchCpuSort
                 return first;
             }
 
-            Swap(keys, items, first, last);
+            (Unsafe.Add(ref a, first), Unsafe.Add(ref a, last)) = (Unsafe.Add(ref a, last), Unsafe.Add(ref a, first));
             first++;
         }
     }
 
-    private static void FinalInsertionSort(Span<float> keys, Span<int> items, int first, int last)
+    private static void FinalInsertionSort(ref SortEntry a, int length)
     {
-        if (last - first > Threshold)
+        if (length > Threshold)
         {
-            InsertionSort(keys, items, first, first + Threshold);
-            for (var i = first + Threshold; i < last; i++)
+            InsertionSort(ref a, Threshold);
+            for (var i = Threshold; i < length; i++)
             {
-                UnguardedLinearInsert(keys, items, i);
+                UnguardedLinearInsert(ref a, i);
             }
         }
         else
         {
-            InsertionSort(keys, items, first, last);
+            InsertionSort(ref a, length);
         }
     }
 
-    private static void InsertionSort(Span<float> keys, Span<int> items, int first, int last)
+    private static void InsertionSort(ref SortEntry a, int length)
     {
-        for (var i = first + 1; i < last; i++)
+        for (var i = 1; i < length; i++)
         {
-            if (keys[i] > keys[first])
+            var value = Unsafe.Add(ref a, i);
+            if (value.Key > a.Key)
             {
-                var key = keys[i];
-                var item = items[i];
-                keys[first..i].CopyTo(keys[(first + 1)..]);
-                items[first..i].CopyTo(items[(first + 1)..]);
-                keys[first] = key;
-                items[first] = item;
+                for (var j = i; j > 0; j--)
+                {
+                    Unsafe.Add(ref a, j) = Unsafe.Add(ref a, j - 1);
+                }
+
+                a = value;
             }
             else
             {
-                UnguardedLinearInsert(keys, items, i);
+                UnguardedLinearInsert(ref a, i);
             }
         }
     }
 
-    private static void UnguardedLinearInsert(Span<float> keys, Span<int> items, int last)
+    // Bounded by a key at the front that is not smaller (the first element, or the sorted 16-element prefix).
+    private static void UnguardedLinearInsert(ref SortEntry a, int last)
     {
-        var key = keys[last];
-        var item = items[last];
+        var value = Unsafe.Add(ref a, last);
         var next = last - 1;
-        while (key > keys[next])
+        while (value.Key > Unsafe.Add(ref a, next).Key)
         {
-            keys[last] = keys[next];
-            items[last] = items[next];
+            Unsafe.Add(ref a, last) = Unsafe.Add(ref a, next);
             last = next;
             next--;
         }
 
-        keys[last] = key;
-        items[last] = item;
+        Unsafe.Add(ref a, last) = value;
     }
 
     // std::__partial_sort(first, last, last): make_heap, then sort_heap (a max-heap under the comparator).
-    private static void HeapSort(Span<float> keys, Span<int> items, int first, int last)
+    private static void HeapSort(ref SortEntry a, int length)
     {
-        var len = last - first;
-        if (len >= 2)
+        if (length >= 2)
         {
-            for (var parent = (len - 2) / 2; ; parent--)
+            for (var parent = (length - 2) / 2; ; parent--)
             {
-                AdjustHeap(keys, items, first, parent, len, keys[first + parent], items[first + parent]);
+                AdjustHeap(ref a, parent, length, Unsafe.Add(ref a, parent));
                 if (parent == 0)
                 {
                     break;
@@ -172,59 +184,46 @@ internal static class TorchCpuSort
             }
         }
 
-        while (last - first > 1)
+        for (var last = length - 1; last > 0; last--)
         {
-            last--;
-            var key = keys[last];
-            var item = items[last];
-            keys[last] = keys[first];
-            items[last] = items[first];
-            AdjustHeap(keys, items, first, 0, last - first, key, item);
+            var value = Unsafe.Add(ref a, last);
+            Unsafe.Add(ref a, last) = a;
+            AdjustHeap(ref a, 0, last, value);
         }
     }
 
-    private static void AdjustHeap(Span<float> keys, Span<int> items, int first, int hole, int len, float key, int item)
+    private static void AdjustHeap(ref SortEntry a, int hole, int length, SortEntry value)
     {
         var top = hole;
         var child = hole;
-        while (child < (len - 1) / 2)
+        while (child < (length - 1) / 2)
         {
             child = 2 * (child + 1);
-            if (keys[first + child] > keys[first + child - 1])
+            if (Unsafe.Add(ref a, child).Key > Unsafe.Add(ref a, child - 1).Key)
             {
                 child--;
             }
 
-            keys[first + hole] = keys[first + child];
-            items[first + hole] = items[first + child];
+            Unsafe.Add(ref a, hole) = Unsafe.Add(ref a, child);
             hole = child;
         }
 
-        if ((len & 1) == 0 && child == (len - 2) / 2)
+        if ((length & 1) == 0 && child == (length - 2) / 2)
         {
             child = 2 * (child + 1);
-            keys[first + hole] = keys[first + child - 1];
-            items[first + hole] = items[first + child - 1];
+            Unsafe.Add(ref a, hole) = Unsafe.Add(ref a, child - 1);
             hole = child - 1;
         }
 
-        // push_heap: sift the value up while its parent compares "less" (parent > value under the comparator).
+        // push_heap: sift the value up while its parent compares "less" (parent key > value key).
         var parent = (hole - 1) / 2;
-        while (hole > top && keys[first + parent] > key)
+        while (hole > top && Unsafe.Add(ref a, parent).Key > value.Key)
         {
-            keys[first + hole] = keys[first + parent];
-            items[first + hole] = items[first + parent];
+            Unsafe.Add(ref a, hole) = Unsafe.Add(ref a, parent);
             hole = parent;
             parent = (hole - 1) / 2;
         }
 
-        keys[first + hole] = key;
-        items[first + hole] = item;
-    }
-
-    private static void Swap(Span<float> keys, Span<int> items, int i, int j)
-    {
-        (keys[i], keys[j]) = (keys[j], keys[i]);
-        (items[i], items[j]) = (items[j], items[i]);
+        Unsafe.Add(ref a, hole) = value;
     }
 }
