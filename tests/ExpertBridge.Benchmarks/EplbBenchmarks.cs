@@ -20,8 +20,10 @@ public class EplbBenchmarks
     private Placement _next = null!;
 
     /// <summary>devices x slots, nodes, groups (hierarchical when groups % nodes == 0).</summary>
-    [Params("32x9 n4 g8", "64x5 n8 g8", "64x5 n1 g1")]
+    [ParamsSource(nameof(Deployments))]
     public string Deployment { get; set; } = "";
+
+    public static IEnumerable<string> Deployments => ["32x9 n4 g8", "64x5 n8 g8", "64x5 n1 g1"];
 
     private int Groups => int.Parse(Deployment.Split(" g")[1], System.Globalization.CultureInfo.InvariantCulture);
 

@@ -10,13 +10,19 @@ namespace ExpertBridge.Benchmarks;
 /// Entry point: every public benchmark class in this assembly is listed by BenchmarkSwitcher, so a new suite is just a
 /// new class. Pass BenchmarkDotNet's own arguments (<c>--filter '*Eplb*'</c>, <c>--list flat</c>, <c>--job</c>...).
 /// Unless <c>--job</c> is given, a short job keeps a run to minutes: 1 launch, 3 warm-up and 15 measured iterations
-/// (with <c>--inProcess</c>, that job runs in this process).
+/// (with <c>--inProcess</c>, that job runs in this process). <c>--cpu-time [calls]</c> skips BenchmarkDotNet and prints
+/// the least thread CPU time of single EPLB calls (see <see cref="CpuTime"/>).
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
+        if (args.Length > 0 && args[0] == "--cpu-time")
+        {
+            return CpuTime.Run(calls: args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 300);
+        }
+
         var config = DefaultConfig.Instance.AddColumn(StatisticColumn.Min, StatisticColumn.Median, StatisticColumn.P95);
         if (!args.Any(a => a.StartsWith("--job", StringComparison.Ordinal) || a == "-j"))
         {
