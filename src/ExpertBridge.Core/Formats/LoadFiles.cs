@@ -76,46 +76,34 @@ public static class LoadFiles
             return;
         }
 
+        // Plain text out (numbers only, nothing to escape); one innermost row per line keeps big traces diff-able.
         using var text = new StreamWriter(stream, new System.Text.UTF8Encoding(false), 1 << 16, leaveOpen: true);
-        using var json = new JsonTextWriter(text) { Formatting = Formatting.None, CloseOutput = false };
-        json.WriteStartObject();
-        json.WritePropertyName("load");
+        text.Write(shape.Length == 3 ? "{\"load\":[[" : "{\"load\":[");
         var values = trace.Values;
         var rows = values.Length / trace.Experts;
-        if (shape.Length == 3)
-        {
-            json.WriteStartArray();
-        }
-
         for (var row = 0; row < rows; row++)
         {
-            var layer = row % trace.Layers;
-            if (layer == 0)
+            if (row > 0)
             {
-                json.WriteStartArray();
+                text.Write(row % trace.Layers == 0 ? "],\n[" : ",");
             }
 
-            json.WriteWhitespace("\n");
-            json.WriteStartArray();
-            foreach (var v in values.Slice(row * trace.Experts, trace.Experts))
+            text.Write("\n[");
+            var items = values.Slice(row * trace.Experts, trace.Experts);
+            for (var e = 0; e < items.Length; e++)
             {
-                json.WriteRawValue(JsonNumbers.FormatNumber(v));
+                if (e > 0)
+                {
+                    text.Write(',');
+                }
+
+                text.Write(JsonNumbers.FormatNumber(items[e]));
             }
 
-            json.WriteEndArray();
-            if (layer == trace.Layers - 1)
-            {
-                json.WriteEndArray();
-            }
+            text.Write(']');
         }
 
-        if (shape.Length == 3)
-        {
-            json.WriteEndArray();
-        }
-
-        json.WriteEndObject();
-        json.WriteWhitespace("\n");
+        text.Write(shape.Length == 3 ? "]]}\n" : "]}\n");
     }
 
     private static LoadFileFormat Sniff(ref Stream stream, string subject)

@@ -220,7 +220,7 @@ public static class PlacementFiles
         var own = Topology.Create(devices, slotsPerDevice, nodes);
         if (topology is not null && (topology.Devices != devices || topology.SlotsPerDevice != slotsPerDevice || topology.Nodes != nodes))
         {
-            throw new InputException(subject, PlacementValidator.RuleShape, $"the file is for {own}, the topology given is {topology}");
+            throw new InputException(subject, PlacementValidator.RuleShape, $"the file is for {Describe(own)}, the topology given is {Describe(topology)}");
         }
 
         if (experts is not null && experts != logical)
@@ -311,7 +311,7 @@ public static class PlacementFiles
         }
         else if ((numSlots is not null && numSlots != topology.Slots) || (epSize is not null && epSize != topology.Devices))
         {
-            throw new InputException(subject, PlacementValidator.RuleShape, $"the file has num_slots {numSlots} and ep_size {epSize?.ToString(CultureInfo.InvariantCulture) ?? "unset"}, the topology has {topology}");
+            throw new InputException(subject, PlacementValidator.RuleShape, $"the file has num_slots {numSlots} and ep_size {epSize?.ToString(CultureInfo.InvariantCulture) ?? "unset"}, the topology has {Describe(topology)}");
         }
 
         var layers = new SortedDictionary<int, (YamlNode Node, List<int> Row)>();
@@ -575,6 +575,8 @@ public static class PlacementFiles
 
         return Placement.FromRows(topology, experts, rows, subject);
     }
+
+    private static string Describe(Topology t) => $"{t.Devices} devices x {t.SlotsPerDevice} slots on {t.Nodes} node(s)";
 
     private static void RequireFull(Placement placement, PlacementFormat format)
     {
