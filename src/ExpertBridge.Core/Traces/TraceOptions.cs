@@ -37,7 +37,7 @@ public sealed record TraceOptions
 
     /// <summary>Mean-reversion time of the drift in steps: the walk is an Ornstein-Uhlenbeck process whose stationary
     /// spread is about d x sqrt(horizon / 2), so the Zipf law's hot/cold contrast stays stationary.</summary>
-    public int DriftHorizon { get; init; } = 200;
+    public int DriftHorizon { get; init; } = 1000;
 
     /// <summary>A workload shift every n steps (at steps n, 2n, ...); 0 = never.</summary>
     public int SwitchEvery { get; init; }
@@ -47,7 +47,7 @@ public sealed record TraceOptions
 
     /// <summary>Standard deviation of per-step log-normal jitter of each popularity (batch composition noise), on top
     /// of the sampling noise of B tokens.</summary>
-    public double StepNoise { get; init; } = 0.1;
+    public double StepNoise { get; init; } = 0.05;
 
     /// <summary>Seed: the same options and seed give the same trace, bit for bit, on every machine.</summary>
     public long Seed { get; init; } = 1;

@@ -60,8 +60,8 @@ public static class TraceSuite
     [
         new(Stable, "DeepSeek-V3 scale, fixed hot set per layer, per-step noise only; 32 devices x 9 slots",
             s_deepSeekV3, s_ep32, 8),
-        new(Drifting, "DeepSeek-V3 scale, popularity drifts (d = 0.05, horizon 200 steps); 32 devices x 9 slots",
-            s_deepSeekV3 with { Drift = 0.05, Seed = s_deepSeekV3.Seed + 1 }, s_ep32, 8),
+        new(Drifting, "DeepSeek-V3 scale, popularity drifts (d = 0.03 per step, horizon 1000 steps); 32 devices x 9 slots",
+            s_deepSeekV3 with { Drift = 0.03, Seed = s_deepSeekV3.Seed + 1 }, s_ep32, 8),
         new(Switching, "DeepSeek-V3 scale, half the hot set swaps every 250 steps over slight drift; 32 devices x 9 slots",
             s_deepSeekV3 with { Drift = 0.01, SwitchEvery = 250, Seed = s_deepSeekV3.Seed + 2 }, s_ep32, 8),
         new(StableEp64, "DeepSeek-V3 scale, stable regime on 64 devices x 5 slots (8 nodes)",
