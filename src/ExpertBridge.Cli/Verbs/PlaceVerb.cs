@@ -71,9 +71,10 @@ internal sealed class PlaceVerb : Verb
             PolicyInvocation.Decide(policy, policyContext, out _);
         }
 
+        // Policies are pure functions of the context: every run returns the same decision; keep the last.
         var millis = new double[repeat];
-        PolicyDecision decision = null!;
-        for (var i = 0; i < repeat; i++)
+        var decision = PolicyInvocation.Decide(policy, policyContext, out millis[0]);
+        for (var i = 1; i < repeat; i++)
         {
             decision = PolicyInvocation.Decide(policy, policyContext, out millis[i]);
         }
