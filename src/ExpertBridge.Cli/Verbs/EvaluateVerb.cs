@@ -21,13 +21,13 @@ internal sealed class EvaluateVerb : Verb
         "Scores a placement on a load (a trace's steps are summed). Device load splits a replicated expert's tokens "
         + "evenly over its replicas; imbalance = busiest device / mean device load; balancedness = mean / busiest; "
         + "BestEP = total / devices, the perfectly balanced bound. Formats without a topology (SGLang) need --devices "
-        + "and --slots-per-device.";
+        + "and --slots-per-device. The placement must give every expert a replica; co-located replicas are accepted.";
 
     public override string Example => "expertbridge evaluate --placement placement.json --load load.npy";
 
     public override IReadOnlyList<CliOption> Options { get; } =
     [
-        s_placement, s_load, SharedOptions.Devices, SharedOptions.SlotsPerDevice, SharedOptions.Nodes, SharedOptions.AllowColocated, s_json,
+        s_placement, s_load, SharedOptions.Devices, SharedOptions.SlotsPerDevice, SharedOptions.Nodes, s_json,
     ];
 
     public override int Execute(ParsedArguments args, CliContext context)
@@ -49,7 +49,9 @@ internal sealed class EvaluateVerb : Verb
         var trace = LoadFiles.Read(loadPath);
         var placement = PlacementFiles.Read(placementPath, topology, trace.Experts);
         PlacementValidator.EnsureShape(placement, topology ?? placement.Topology, trace.Layers, trace.Experts, placementPath);
-        PlacementValidator.EnsureValid(placement, placementPath, args.Has(SharedOptions.AllowColocated));
+
+        // Placement files may hold co-located replicas (EPLB writes them; the engines accept them): only wasteful.
+        PlacementValidator.EnsureValid(placement, placementPath, allowColocatedReplicas: true);
 
         var report = PlacementMetrics.Evaluate(placement, trace.Sum());
         if (args.TryGet(s_json, out var json))

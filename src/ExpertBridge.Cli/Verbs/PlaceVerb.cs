@@ -55,7 +55,7 @@ internal sealed class PlaceVerb : Verb
         var groups = SharedOptions.ExpertGroups(args, trace.Experts);
         var allowColocated = args.Has(SharedOptions.AllowColocated);
         var current = args.TryGet(s_previous, out var previousPath)
-            ? ReadPrevious(previousPath, topology, trace, allowColocated)
+            ? ReadPrevious(previousPath, topology, trace)
             : TrivialPolicy.Build(topology, trace.Layers, trace.Experts);
 
         var history = new LoadHistory(trace.Layers, trace.Experts, trace.Steps);
@@ -79,11 +79,8 @@ internal sealed class PlaceVerb : Verb
             decision = PolicyInvocation.Decide(policy, policyContext, out millis[i]);
         }
 
+        PolicyInvocation.EnsureValid(policy, policyContext, decision, allowColocated);
         var placed = decision.Placement ?? current;
-        if (decision.Placement is not null)
-        {
-            PolicyInvocation.EnsureValid(policy, policyContext, placed, allowColocated);
-        }
 
         var outPath = args.Get(s_out);
         var format = args.Get(s_format, PlacementFormat.Native);
@@ -125,11 +122,13 @@ internal sealed class PlaceVerb : Verb
         return Cli.Ok;
     }
 
-    private static Placement ReadPrevious(string path, Topology topology, LoadTrace trace, bool allowColocated)
+    private static Placement ReadPrevious(string path, Topology topology, LoadTrace trace)
     {
         var previous = PlacementFiles.Read(path, topology, trace.Experts);
         PlacementValidator.EnsureShape(previous, topology, trace.Layers, trace.Experts, path);
-        PlacementValidator.EnsureValid(previous, path, allowColocated);
+
+        // A placement in force may hold co-located replicas (EPLB writes them; the engines accept them).
+        PlacementValidator.EnsureValid(previous, path, allowColocatedReplicas: true);
 
         // Keep the caller's topology (nodes, expert bytes): the file may not carry them.
         return new Placement(topology, previous.LogicalExperts, previous.CopyPhy2Log(), path);

@@ -19,7 +19,7 @@ internal static class SharedOptions
 
     public static readonly CliOption<KeyValuePair<string, string>> PolicyOption = Option.KeyValue("--option", "policy option passed to every policy, e.g. keep-slots=true").AsRepeatable();
 
-    public static readonly CliOption<bool> AllowColocated = Option.Flag("--allow-colocated", "accept two replicas of one expert on one device");
+    public static readonly CliOption<bool> AllowColocated = Option.Flag("--allow-colocated", "accept policy placements with two replicas of one expert on one device (policies that make them on purpose, like eplb, say so themselves)");
 
     /// <summary>The topology from --devices, --slots-per-device, --nodes and --expert-bytes.</summary>
     public static Topology Topology(ParsedArguments args) =>

@@ -32,14 +32,21 @@ public static class PolicyInvocation
     }
 
     /// <summary>
-    /// Throws <see cref="InputException"/> (subject: the policy and step; detail: layer, slot) unless
-    /// <paramref name="placement"/> fits the context's model and topology and keeps every placement rule.
+    /// Throws <see cref="InputException"/> (subject: the policy and step; detail: layer, slot) unless the placement of
+    /// <paramref name="decision"/> fits the context's model and topology and keeps every placement rule. Co-located
+    /// replicas pass when the caller allows them or the decision declares them (EPLB's packing makes them).
+    /// A keep decision has nothing to check.
     /// </summary>
-    public static void EnsureValid(IPlacementPolicy policy, PolicyContext context, Placement placement, bool allowColocatedReplicas)
+    public static void EnsureValid(IPlacementPolicy policy, PolicyContext context, PolicyDecision decision, bool allowColocatedReplicas)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(context);
-        ArgumentNullException.ThrowIfNull(placement);
+        ArgumentNullException.ThrowIfNull(decision);
+        if (decision.Placement is not { } placement)
+        {
+            return;
+        }
+
         var subject = $"policy '{policy.Name}' at step {context.Step}";
         PlacementValidator.EnsureShape(placement, context.Topology, context.Layers, context.LogicalExperts, subject);
         PlacementValidator.EnsureValid(placement, subject, allowColocatedReplicas);

@@ -123,8 +123,8 @@ public static class ReplayEngine
                 return;
             }
 
+            PolicyInvocation.EnsureValid(_policy, context, decision, _options.AllowColocatedReplicas);
             var next = decision.Placement;
-            PolicyInvocation.EnsureValid(_policy, context, next, _options.AllowColocatedReplicas);
             // Semantics of moves and bytes live in PlacementDiff; one diff per decision, not per step.
             var diff = PlacementDiff.Compute(_current, next, _layerBytes);
             var moved = diff.ExpertsMoved;
