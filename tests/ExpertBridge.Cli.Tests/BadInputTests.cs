@@ -146,8 +146,9 @@ public sealed class BadInputTests : IDisposable
 
     [Theory]
     [InlineData(new[] { "trace", "generate", "--skew", "nan", "--out", "{dir}/t.npy" }, "--skew", "a finite number")]
-    [InlineData(new[] { "trace", "generate", "--steps", "0", "--out", "{dir}/t.npy" }, "--steps", "--steps >= 1")]
-    [InlineData(new[] { "trace", "generate", "--seed", "-1", "--out", "{dir}/t.npy" }, "--seed", "a whole number >= 0")]
+    [InlineData(new[] { "trace", "generate", "--steps", "0", "--out", "{dir}/t.npy" }, "--steps", "steps >= 1")]
+    [InlineData(new[] { "trace", "generate", "--seed", "1e3", "--out", "{dir}/t.npy" }, "--seed", "a whole number")]
+    [InlineData(new[] { "trace", "generate", "--top-k", "40", "--experts", "32", "--out", "{dir}/t.npy" }, "--top-k", "1 <= top-k <= experts")]
     [InlineData(new[] { "trace", "generate", "--out", "{dir}/no-such-dir/t.npy" }, "--out", "the output's directory exists")]
     [InlineData(new[] { "trace", "generate", "--layers", "4" }, "--out", "needs --out F")]
     [InlineData(new[] { "trace", "generate", "--layers", "4", "--layers", "5", "--out", "{dir}/t.npy" }, "--layers", "given at most once")]
