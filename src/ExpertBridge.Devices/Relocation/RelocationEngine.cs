@@ -239,7 +239,7 @@ public sealed class RelocationEngine : IDisposable
     public async Task CommitAsync(int layer, CancellationToken cancellationToken = default)
     {
         var commit = PrepareCommit(layer);
-        commit.EnqueueCopies(CommitStream);
+        commit.EnqueueCopies(DefaultCommitStream);
         foreach (var evt in commit.Events)
         {
             await evt.WaitAsync(Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
@@ -261,6 +261,19 @@ public sealed class RelocationEngine : IDisposable
                     b.Dispose();
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Releases staging of acknowledged commits and of abandoned transfers whose copies have drained; returns how many
+    /// such groups are still waiting. Also done by <see cref="Plan"/>, <see cref="ExecuteAsync"/> and <see cref="Acknowledge"/>.
+    /// </summary>
+    public int ReleaseFinished()
+    {
+        lock (_gate)
+        {
+            DrainPending();
+            return _pending.Count;
         }
     }
 
@@ -615,7 +628,8 @@ public sealed class RelocationEngine : IDisposable
 
     internal int LocalOf(int device) => _options.Locations is null ? device : _options.Locations[device].LocalDevice;
 
-    private DeviceStream CommitStream(int localDevice)
+    /// <summary>The engine's high-priority commit stream of a local device (used by <see cref="CommitAsync"/>).</summary>
+    internal DeviceStream DefaultCommitStream(int localDevice)
     {
         lock (_gate)
         {

@@ -1052,7 +1052,8 @@ struct emu_stream {
     emu_op *head, *tail;
     size_t pending;
     int closing;
-    emu_status error; /* first failure since the last synchronize/query */
+    emu_status error;      /* first failure since the last synchronize/query */
+    emu_status mark_error; /* first failure since the previous event recorded on this stream */
     pthread_t thread;
 };
 
@@ -1068,7 +1069,8 @@ static void run_op(emu_stream *s, emu_op *op)
         break;
     case OP_RECORD: {
         pthread_mutex_lock(&s->mu);
-        emu_status err = s->error;
+        emu_status err = s->mark_error; /* an event reports the failures of the work since the previous event */
+        s->mark_error = EMU_OK;
         pthread_mutex_unlock(&s->mu);
         pthread_mutex_lock(&g_lock);
         if (op->gen > op->event->done_gen) {
@@ -1094,6 +1096,9 @@ static void run_op(emu_stream *s, emu_op *op)
         pthread_mutex_lock(&s->mu);
         if (s->error == EMU_OK) {
             s->error = st;
+        }
+        if (s->mark_error == EMU_OK) {
+            s->mark_error = st;
         }
         pthread_mutex_unlock(&s->mu);
     }

@@ -9,7 +9,9 @@
  *
  * Fault injection (environment at load time, or ebemu_set_fault() at run time; names without the EB_EMU_ prefix):
  *   EB_EMU_FAIL_COPY_NTH=n     the n-th copy (1-based, counted from when the knob was set) fails: half its bytes are
- *                              written, then the error is reported (sync copy: returned; async: by the stream/event)
+ *                              written, then the error is reported (sync copy: returned; async: by the next event
+ *                              recorded on that stream, which reports the failures since the previous one, and by
+ *                              the next synchronize/query of the stream)
  *   EB_EMU_FAIL_COPY_COUNT=k   how many consecutive copies fail from the n-th on (default 1; -1 = all)
  *   EB_EMU_FAIL_COPY_CODE=c    vendor error code of an injected copy failure (default: the vendor's "unknown" error)
  *   EB_EMU_OOM_ALLOC_NTH=n     the n-th device allocation fails with the vendor's out-of-memory code
