@@ -3,6 +3,8 @@
 //   Do not edit: change the manifest or the settings, then run `build.ps1 generate`.
 // </auto-generated>
 
+#nullable enable
+
 using System.Runtime.InteropServices;
 
 namespace ExpertBridge.Interop.Cuda;

@@ -3,6 +3,8 @@
 //   Do not edit: change the manifest or the settings, then run `build.ps1 generate`.
 // </auto-generated>
 
+#nullable enable
+
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -43,47 +45,47 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuInit", ExactSpelling = true)]
     public static extern CUresult Init(uint Flags);
 
-    /// <summary><c>CUresult cuDriverGetVersion(int * driverVersion)</c>.</summary>
+    /// <summary><c>CUresult cuDriverGetVersion(int *driverVersion)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDriverGetVersion", ExactSpelling = true)]
     public static extern CUresult DriverGetVersion(int* driverVersion);
 
-    /// <summary><c>CUresult cuGetErrorName(CUresult error, const char ** pStr)</c>.</summary>
+    /// <summary><c>CUresult cuGetErrorName(CUresult error, const char **pStr)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuGetErrorName", ExactSpelling = true)]
     public static extern CUresult GetErrorName(CUresult error, byte** pStr);
 
-    /// <summary><c>CUresult cuGetErrorString(CUresult error, const char ** pStr)</c>.</summary>
+    /// <summary><c>CUresult cuGetErrorString(CUresult error, const char **pStr)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuGetErrorString", ExactSpelling = true)]
     public static extern CUresult GetErrorString(CUresult error, byte** pStr);
 
-    /// <summary><c>CUresult cuDeviceGetCount(int * count)</c>.</summary>
+    /// <summary><c>CUresult cuDeviceGetCount(int *count)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDeviceGetCount", ExactSpelling = true)]
     public static extern CUresult DeviceGetCount(int* count);
 
-    /// <summary><c>CUresult cuDeviceGet(CUdevice * device, int ordinal)</c>.</summary>
+    /// <summary><c>CUresult cuDeviceGet(CUdevice *device, int ordinal)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDeviceGet", ExactSpelling = true)]
     public static extern CUresult DeviceGet(int* device, int ordinal);
 
-    /// <summary><c>CUresult cuDeviceGetName(char * name, int len, CUdevice dev)</c>.</summary>
+    /// <summary><c>CUresult cuDeviceGetName(char *name, int len, CUdevice dev)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDeviceGetName", ExactSpelling = true)]
     public static extern CUresult DeviceGetName(byte* name, int len, int dev);
 
-    /// <summary><c>CUresult cuDeviceGetUuid(CUuuid * uuid, CUdevice dev)</c>, bound to <c>cuDeviceGetUuid_v2</c>.</summary>
+    /// <summary><c>CUresult cuDeviceGetUuid(CUuuid *uuid, CUdevice dev)</c>, bound to <c>cuDeviceGetUuid_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDeviceGetUuid_v2", ExactSpelling = true)]
     public static extern CUresult DeviceGetUuid(CUuuid* uuid, int dev);
 
-    /// <summary><c>CUresult cuDeviceTotalMem(size_t * bytes, CUdevice dev)</c>, bound to <c>cuDeviceTotalMem_v2</c>.</summary>
+    /// <summary><c>CUresult cuDeviceTotalMem(size_t *bytes, CUdevice dev)</c>, bound to <c>cuDeviceTotalMem_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDeviceTotalMem_v2", ExactSpelling = true)]
     public static extern CUresult DeviceTotalMem(nuint* bytes, int dev);
 
-    /// <summary><c>CUresult cuDeviceGetAttribute(int * pi, CUdevice_attribute attrib, CUdevice dev)</c>.</summary>
+    /// <summary><c>CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDeviceGetAttribute", ExactSpelling = true)]
     public static extern CUresult DeviceGetAttribute(int* pi, CUdeviceAttribute attrib, int dev);
 
-    /// <summary><c>CUresult cuDeviceGetPCIBusId(char * pciBusId, int len, CUdevice dev)</c>.</summary>
+    /// <summary><c>CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDeviceGetPCIBusId", ExactSpelling = true)]
     public static extern CUresult DeviceGetPCIBusId(byte* pciBusId, int len, int dev);
 
-    /// <summary><c>CUresult cuDevicePrimaryCtxRetain(CUcontext * pctx, CUdevice dev)</c>.</summary>
+    /// <summary><c>CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDevicePrimaryCtxRetain", ExactSpelling = true)]
     public static extern CUresult DevicePrimaryCtxRetain(CUcontext* pctx, int dev);
 
@@ -95,7 +97,7 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuDevicePrimaryCtxReset_v2", ExactSpelling = true)]
     public static extern CUresult DevicePrimaryCtxReset(int dev);
 
-    /// <summary><c>CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int * flags, int * active)</c>.</summary>
+    /// <summary><c>CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDevicePrimaryCtxGetState", ExactSpelling = true)]
     public static extern CUresult DevicePrimaryCtxGetState(int dev, uint* flags, int* active);
 
@@ -103,7 +105,7 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuDevicePrimaryCtxSetFlags_v2", ExactSpelling = true)]
     public static extern CUresult DevicePrimaryCtxSetFlags(int dev, uint flags);
 
-    /// <summary><c>CUresult cuCtxCreate(CUcontext * pctx, CUctxCreateParams * ctxCreateParams, unsigned int flags, CUdevice dev)</c>, bound to <c>cuCtxCreate_v4</c>.</summary>
+    /// <summary><c>CUresult cuCtxCreate(CUcontext *pctx, CUctxCreateParams *ctxCreateParams, unsigned int flags, CUdevice dev)</c>, bound to <c>cuCtxCreate_v4</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuCtxCreate_v4", ExactSpelling = true)]
     public static extern CUresult CtxCreate(CUcontext* pctx, CUctxCreateParams* ctxCreateParams, uint flags, int dev);
 
@@ -115,7 +117,7 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuCtxSetCurrent", ExactSpelling = true)]
     public static extern CUresult CtxSetCurrent(CUcontext ctx);
 
-    /// <summary><c>CUresult cuCtxGetCurrent(CUcontext * pctx)</c>.</summary>
+    /// <summary><c>CUresult cuCtxGetCurrent(CUcontext *pctx)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuCtxGetCurrent", ExactSpelling = true)]
     public static extern CUresult CtxGetCurrent(CUcontext* pctx);
 
@@ -123,11 +125,11 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuCtxPushCurrent_v2", ExactSpelling = true)]
     public static extern CUresult CtxPushCurrent(CUcontext ctx);
 
-    /// <summary><c>CUresult cuCtxPopCurrent(CUcontext * pctx)</c>, bound to <c>cuCtxPopCurrent_v2</c>.</summary>
+    /// <summary><c>CUresult cuCtxPopCurrent(CUcontext *pctx)</c>, bound to <c>cuCtxPopCurrent_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuCtxPopCurrent_v2", ExactSpelling = true)]
     public static extern CUresult CtxPopCurrent(CUcontext* pctx);
 
-    /// <summary><c>CUresult cuCtxGetDevice(CUdevice * device)</c>.</summary>
+    /// <summary><c>CUresult cuCtxGetDevice(CUdevice *device)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuCtxGetDevice", ExactSpelling = true)]
     public static extern CUresult CtxGetDevice(int* device);
 
@@ -135,15 +137,15 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuCtxSynchronize", ExactSpelling = true)]
     public static extern CUresult CtxSynchronize();
 
-    /// <summary><c>CUresult cuCtxGetStreamPriorityRange(int * leastPriority, int * greatestPriority)</c>.</summary>
+    /// <summary><c>CUresult cuCtxGetStreamPriorityRange(int *leastPriority, int *greatestPriority)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuCtxGetStreamPriorityRange", ExactSpelling = true)]
     public static extern CUresult CtxGetStreamPriorityRange(int* leastPriority, int* greatestPriority);
 
-    /// <summary><c>CUresult cuDeviceCanAccessPeer(int * canAccessPeer, CUdevice dev, CUdevice peerDev)</c>.</summary>
+    /// <summary><c>CUresult cuDeviceCanAccessPeer(int *canAccessPeer, CUdevice dev, CUdevice peerDev)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDeviceCanAccessPeer", ExactSpelling = true)]
     public static extern CUresult DeviceCanAccessPeer(int* canAccessPeer, int dev, int peerDev);
 
-    /// <summary><c>CUresult cuDeviceGetP2PAttribute(int * value, CUdevice_P2PAttribute attrib, CUdevice srcDevice, CUdevice dstDevice)</c>.</summary>
+    /// <summary><c>CUresult cuDeviceGetP2PAttribute(int *value, CUdevice_P2PAttribute attrib, CUdevice srcDevice, CUdevice dstDevice)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuDeviceGetP2PAttribute", ExactSpelling = true)]
     public static extern CUresult DeviceGetP2PAttribute(int* value, CUdeviceP2PAttribute attrib, int srcDevice, int dstDevice);
 
@@ -155,11 +157,11 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuCtxDisablePeerAccess", ExactSpelling = true)]
     public static extern CUresult CtxDisablePeerAccess(CUcontext peerContext);
 
-    /// <summary><c>CUresult cuMemGetInfo(size_t * free, size_t * total)</c>, bound to <c>cuMemGetInfo_v2</c>.</summary>
+    /// <summary><c>CUresult cuMemGetInfo(size_t *free, size_t *total)</c>, bound to <c>cuMemGetInfo_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemGetInfo_v2", ExactSpelling = true)]
     public static extern CUresult MemGetInfo(nuint* free, nuint* total);
 
-    /// <summary><c>CUresult cuMemAlloc(CUdeviceptr * dptr, size_t bytesize)</c>, bound to <c>cuMemAlloc_v2</c>.</summary>
+    /// <summary><c>CUresult cuMemAlloc(CUdeviceptr *dptr, size_t bytesize)</c>, bound to <c>cuMemAlloc_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemAlloc_v2", ExactSpelling = true)]
     public static extern CUresult MemAlloc(ulong* dptr, nuint bytesize);
 
@@ -167,35 +169,35 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuMemFree_v2", ExactSpelling = true)]
     public static extern CUresult MemFree(ulong dptr);
 
-    /// <summary><c>CUresult cuMemGetAddressRange(CUdeviceptr * pbase, size_t * psize, CUdeviceptr dptr)</c>, bound to <c>cuMemGetAddressRange_v2</c>.</summary>
+    /// <summary><c>CUresult cuMemGetAddressRange(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr)</c>, bound to <c>cuMemGetAddressRange_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemGetAddressRange_v2", ExactSpelling = true)]
     public static extern CUresult MemGetAddressRange(ulong* pbase, nuint* psize, ulong dptr);
 
-    /// <summary><c>CUresult cuMemAllocHost(void ** pp, size_t bytesize)</c>, bound to <c>cuMemAllocHost_v2</c>.</summary>
+    /// <summary><c>CUresult cuMemAllocHost(void **pp, size_t bytesize)</c>, bound to <c>cuMemAllocHost_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemAllocHost_v2", ExactSpelling = true)]
     public static extern CUresult MemAllocHost(void** pp, nuint bytesize);
 
-    /// <summary><c>CUresult cuMemFreeHost(void * p)</c>.</summary>
+    /// <summary><c>CUresult cuMemFreeHost(void *p)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemFreeHost", ExactSpelling = true)]
     public static extern CUresult MemFreeHost(void* p);
 
-    /// <summary><c>CUresult cuMemHostAlloc(void ** pp, size_t bytesize, unsigned int Flags)</c>.</summary>
+    /// <summary><c>CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemHostAlloc", ExactSpelling = true)]
     public static extern CUresult MemHostAlloc(void** pp, nuint bytesize, uint Flags);
 
-    /// <summary><c>CUresult cuMemHostGetDevicePointer(CUdeviceptr * pdptr, void * p, unsigned int Flags)</c>, bound to <c>cuMemHostGetDevicePointer_v2</c>.</summary>
+    /// <summary><c>CUresult cuMemHostGetDevicePointer(CUdeviceptr *pdptr, void *p, unsigned int Flags)</c>, bound to <c>cuMemHostGetDevicePointer_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemHostGetDevicePointer_v2", ExactSpelling = true)]
     public static extern CUresult MemHostGetDevicePointer(ulong* pdptr, void* p, uint Flags);
 
-    /// <summary><c>CUresult cuMemHostRegister(void * p, size_t bytesize, unsigned int Flags)</c>, bound to <c>cuMemHostRegister_v2</c>.</summary>
+    /// <summary><c>CUresult cuMemHostRegister(void *p, size_t bytesize, unsigned int Flags)</c>, bound to <c>cuMemHostRegister_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemHostRegister_v2", ExactSpelling = true)]
     public static extern CUresult MemHostRegister(void* p, nuint bytesize, uint Flags);
 
-    /// <summary><c>CUresult cuMemHostUnregister(void * p)</c>.</summary>
+    /// <summary><c>CUresult cuMemHostUnregister(void *p)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemHostUnregister", ExactSpelling = true)]
     public static extern CUresult MemHostUnregister(void* p);
 
-    /// <summary><c>CUresult cuPointerGetAttribute(void * data, CUpointer_attribute attribute, CUdeviceptr ptr)</c>.</summary>
+    /// <summary><c>CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuPointerGetAttribute", ExactSpelling = true)]
     public static extern CUresult PointerGetAttribute(void* data, CUpointerAttribute attribute, ulong ptr);
 
@@ -207,11 +209,11 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuMemcpyAsync", ExactSpelling = true)]
     public static extern CUresult MemcpyAsync(ulong dst, ulong src, nuint ByteCount, CUstream hStream);
 
-    /// <summary><c>CUresult cuMemcpyHtoD(CUdeviceptr dstDevice, const void * srcHost, size_t ByteCount)</c>, bound to <c>cuMemcpyHtoD_v2</c>.</summary>
+    /// <summary><c>CUresult cuMemcpyHtoD(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)</c>, bound to <c>cuMemcpyHtoD_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemcpyHtoD_v2", ExactSpelling = true)]
     public static extern CUresult MemcpyHtoD(ulong dstDevice, void* srcHost, nuint ByteCount);
 
-    /// <summary><c>CUresult cuMemcpyDtoH(void * dstHost, CUdeviceptr srcDevice, size_t ByteCount)</c>, bound to <c>cuMemcpyDtoH_v2</c>.</summary>
+    /// <summary><c>CUresult cuMemcpyDtoH(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)</c>, bound to <c>cuMemcpyDtoH_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemcpyDtoH_v2", ExactSpelling = true)]
     public static extern CUresult MemcpyDtoH(void* dstHost, ulong srcDevice, nuint ByteCount);
 
@@ -219,11 +221,11 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuMemcpyDtoD_v2", ExactSpelling = true)]
     public static extern CUresult MemcpyDtoD(ulong dstDevice, ulong srcDevice, nuint ByteCount);
 
-    /// <summary><c>CUresult cuMemcpyHtoDAsync(CUdeviceptr dstDevice, const void * srcHost, size_t ByteCount, CUstream hStream)</c>, bound to <c>cuMemcpyHtoDAsync_v2</c>.</summary>
+    /// <summary><c>CUresult cuMemcpyHtoDAsync(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, CUstream hStream)</c>, bound to <c>cuMemcpyHtoDAsync_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemcpyHtoDAsync_v2", ExactSpelling = true)]
     public static extern CUresult MemcpyHtoDAsync(ulong dstDevice, void* srcHost, nuint ByteCount, CUstream hStream);
 
-    /// <summary><c>CUresult cuMemcpyDtoHAsync(void * dstHost, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream)</c>, bound to <c>cuMemcpyDtoHAsync_v2</c>.</summary>
+    /// <summary><c>CUresult cuMemcpyDtoHAsync(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream)</c>, bound to <c>cuMemcpyDtoHAsync_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuMemcpyDtoHAsync_v2", ExactSpelling = true)]
     public static extern CUresult MemcpyDtoHAsync(void* dstHost, ulong srcDevice, nuint ByteCount, CUstream hStream);
 
@@ -247,11 +249,11 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuMemsetD8Async", ExactSpelling = true)]
     public static extern CUresult MemsetD8Async(ulong dstDevice, byte uc, nuint N, CUstream hStream);
 
-    /// <summary><c>CUresult cuIpcGetMemHandle(CUipcMemHandle * pHandle, CUdeviceptr dptr)</c>.</summary>
+    /// <summary><c>CUresult cuIpcGetMemHandle(CUipcMemHandle *pHandle, CUdeviceptr dptr)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuIpcGetMemHandle", ExactSpelling = true)]
     public static extern CUresult IpcGetMemHandle(CUipcMemHandle* pHandle, ulong dptr);
 
-    /// <summary><c>CUresult cuIpcOpenMemHandle(CUdeviceptr * pdptr, CUipcMemHandle handle, unsigned int Flags)</c>, bound to <c>cuIpcOpenMemHandle_v2</c>.</summary>
+    /// <summary><c>CUresult cuIpcOpenMemHandle(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int Flags)</c>, bound to <c>cuIpcOpenMemHandle_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuIpcOpenMemHandle_v2", ExactSpelling = true)]
     public static extern CUresult IpcOpenMemHandle(ulong* pdptr, CUipcMemHandle handle, uint Flags);
 
@@ -259,23 +261,23 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuIpcCloseMemHandle", ExactSpelling = true)]
     public static extern CUresult IpcCloseMemHandle(ulong dptr);
 
-    /// <summary><c>CUresult cuIpcGetEventHandle(CUipcEventHandle * pHandle, CUevent event)</c>.</summary>
+    /// <summary><c>CUresult cuIpcGetEventHandle(CUipcEventHandle *pHandle, CUevent event)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuIpcGetEventHandle", ExactSpelling = true)]
     public static extern CUresult IpcGetEventHandle(CUipcEventHandle* pHandle, CUevent @event);
 
-    /// <summary><c>CUresult cuIpcOpenEventHandle(CUevent * phEvent, CUipcEventHandle handle)</c>.</summary>
+    /// <summary><c>CUresult cuIpcOpenEventHandle(CUevent *phEvent, CUipcEventHandle handle)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuIpcOpenEventHandle", ExactSpelling = true)]
     public static extern CUresult IpcOpenEventHandle(CUevent* phEvent, CUipcEventHandle handle);
 
-    /// <summary><c>CUresult cuStreamCreate(CUstream * phStream, unsigned int Flags)</c>.</summary>
+    /// <summary><c>CUresult cuStreamCreate(CUstream *phStream, unsigned int Flags)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuStreamCreate", ExactSpelling = true)]
     public static extern CUresult StreamCreate(CUstream* phStream, uint Flags);
 
-    /// <summary><c>CUresult cuStreamCreateWithPriority(CUstream * phStream, unsigned int flags, int priority)</c>.</summary>
+    /// <summary><c>CUresult cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int priority)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuStreamCreateWithPriority", ExactSpelling = true)]
     public static extern CUresult StreamCreateWithPriority(CUstream* phStream, uint flags, int priority);
 
-    /// <summary><c>CUresult cuStreamGetPriority(CUstream hStream, int * priority)</c>.</summary>
+    /// <summary><c>CUresult cuStreamGetPriority(CUstream hStream, int *priority)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuStreamGetPriority", ExactSpelling = true)]
     public static extern CUresult StreamGetPriority(CUstream hStream, int* priority);
 
@@ -295,7 +297,7 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuStreamWaitEvent", ExactSpelling = true)]
     public static extern CUresult StreamWaitEvent(CUstream hStream, CUevent hEvent, uint Flags);
 
-    /// <summary><c>CUresult cuEventCreate(CUevent * phEvent, unsigned int Flags)</c>.</summary>
+    /// <summary><c>CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuEventCreate", ExactSpelling = true)]
     public static extern CUresult EventCreate(CUevent* phEvent, uint Flags);
 
@@ -319,7 +321,7 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuEventDestroy_v2", ExactSpelling = true)]
     public static extern CUresult EventDestroy(CUevent hEvent);
 
-    /// <summary><c>CUresult cuEventElapsedTime(float * pMilliseconds, CUevent hStart, CUevent hEnd)</c>, bound to <c>cuEventElapsedTime_v2</c>.</summary>
+    /// <summary><c>CUresult cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUevent hEnd)</c>, bound to <c>cuEventElapsedTime_v2</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuEventElapsedTime_v2", ExactSpelling = true)]
     public static extern CUresult EventElapsedTime(float* pMilliseconds, CUevent hStart, CUevent hEnd);
 

@@ -17,6 +17,8 @@ internal sealed class CSharpEmitter(ApiModel model, TargetSettings settings, str
         w.Line("//   Do not edit: change the manifest or the settings, then run `build.ps1 generate`.");
         w.Line("// </auto-generated>");
         w.Line();
+        w.Line("#nullable enable");
+        w.Line();
     }
 
     private static string Xml(string text) => SecurityElement.Escape(text) ?? text;
