@@ -43,6 +43,8 @@ internal sealed class ManifestParser
             "-nostdinc",
             "-isystem", includeDir,
             "-Wall",
+            // A header parsed as the main file: its constants are meant to be unused here.
+            "-Wno-unused-const-variable",
         };
         args.AddRange(settings.Defines.Select(d => "-D" + d));
         return args;
@@ -254,7 +256,6 @@ internal sealed class ManifestParser
         var wrapperPath = Path.Combine(dir, "__eb_macros" + Path.GetExtension(path));
         var sb = new StringBuilder();
         sb.Append("#include \"").Append(Path.GetFileName(path)).Append("\"\n");
-        sb.Append("#pragma clang diagnostic ignored \"-Wunused-const-variable\"\n");
         foreach (var m in macros)
         {
             sb.Append("static const __typeof__(").Append(m).Append(") ").Append(MacroVariablePrefix).Append(m)
