@@ -4,7 +4,7 @@
  * </auto-generated>
  *
  * ABI check of the manifest against the vendor's header: bindings/abi-check.sh compiles it with
- *   g++ -std=c++17 -fsyntax-only -I<vendor include dir> abi_check.cpp
+ *   g++ -std=gnu++17 -fsyntax-only -I<vendor include dir> abi_check.cpp
  */
 #include <cstddef>
 #include <type_traits>

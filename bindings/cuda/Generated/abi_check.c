@@ -4,7 +4,7 @@
  * </auto-generated>
  *
  * ABI check of the manifest against the vendor's header: bindings/abi-check.sh compiles it with
- *   gcc -std=c11 -fsyntax-only -I<vendor include dir> abi_check.c
+ *   gcc -std=gnu11 -fsyntax-only -I<vendor include dir> abi_check.c
  */
 #include <stddef.h>
 #include <cuda.h>

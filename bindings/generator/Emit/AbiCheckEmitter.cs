@@ -23,7 +23,7 @@ internal sealed class AbiCheckEmitter(ApiModel model, TargetSettings settings, s
         w.Line(" * </auto-generated>");
         w.Line(" *");
         w.Line($" * ABI check of the manifest against the vendor's header: bindings/abi-check.sh compiles it with");
-        w.Line($" *   {(cpp ? "g++ -std=c++17" : "gcc -std=c11")} -fsyntax-only -I<vendor include dir> {FileName}");
+        w.Line($" *   {(cpp ? "g++ -std=gnu++17" : "gcc -std=gnu11")} -fsyntax-only -I<vendor include dir> {FileName}");
         w.Line(" */");
         w.Line(cpp ? "#include <cstddef>" : "#include <stddef.h>");
         if (cpp) w.Line("#include <type_traits>");
