@@ -8,10 +8,15 @@ public abstract class RuntimeFixture : IDisposable
 {
     private readonly Lazy<(DeviceRuntime? Runtime, string Reason)> _runtime;
 
-    protected RuntimeFixture(DeviceRuntimeOptions options)
+    protected RuntimeFixture(DeviceRuntimeOptions options, string? skip = null)
     {
         _runtime = new Lazy<(DeviceRuntime?, string)>(() =>
         {
+            if (skip is not null)
+            {
+                return (null, skip);
+            }
+
             try
             {
                 var runtime = DeviceRuntime.Open(options);

@@ -296,13 +296,23 @@ internal sealed class Check(DeviceRuntime runtime, ConformanceOptions options)
         var result = relocation.GetAwaiter().GetResult();
         Require(result.AllStaged, Describe(result));
 
-        // Commit on the "inference" stream itself: stream order lands the experts between two compute steps.
+        // Commit on the "inference" streams themselves: stream order lands the experts between two compute steps.
+        var inference = Enumerable.Range(0, runtime.Devices.Count).Select(d => d == 0 ? compute : runtime.CreateStream(d, StreamPriority.High)).ToArray();
         foreach (var l in plan.Layers)
         {
             var commit = engine.PrepareCommit(l.Layer);
-            commit.EnqueueCopies(d => d == 0 ? compute : engine.DefaultCommitStream(d));
-            compute.Synchronize();
+            commit.EnqueueCopies(d => inference[d]);
+            foreach (var stream in inference)
+            {
+                stream.Synchronize();
+            }
+
             engine.Acknowledge(commit);
+        }
+
+        foreach (var stream in inference.Skip(1))
+        {
+            stream.Dispose();
         }
 
         s.RequireContents(engine.InForce);
