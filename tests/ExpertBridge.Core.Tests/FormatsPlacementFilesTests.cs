@@ -91,6 +91,8 @@ public class FormatsPlacementFilesTests
         { """{"format":"expertbridge.placement/1","layers":1,""", "valid JSON", "line 1" },
         { """{"logical_count": [[1, 2]]}""", PlacementFiles.RuleFormat, "load file" },
         { """[1, 2]""", PlacementFiles.RuleFormat, "not recognised" },
+        { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,99999999999999999999999]]}""", PlacementFiles.RuleIds, "layer 0 slot 1" },
+        { """{"format":"expertbridge.placement/1","layers":1e3,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,1]]}""", "an integer >= 1", "\"layers\"" },
     };
 
     [Theory]
@@ -110,6 +112,15 @@ public class FormatsPlacementFilesTests
         Assert.StartsWith("{\"physical_to_logical_map\":[", Text(p, PlacementFormat.Sglang), StringComparison.Ordinal);
         Assert.Equal(p, RoundTrip(p, PlacementFormat.Sglang, s_topology));
         Assert.Equal(p, RoundTrip(p, PlacementFormat.Sglang, s_topology, experts: 8));
+    }
+
+    [Fact]
+    public void Read_ExplicitFormatDisagreeingWithContent_SaysWhich()
+    {
+        var bytes = Encoding.UTF8.GetBytes(Text(Sample(), PlacementFormat.Native));
+        var ex = Assert.Throws<InputException>(() => PlacementFiles.Read(new MemoryStream(bytes), "p.json", PlacementFormat.Sglang, s_topology));
+        Assert.Equal(PlacementFiles.RuleFormat, ex.Rule);
+        Assert.Contains("expected a Sglang placement, the file is Native", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -83,12 +83,11 @@ public static class PlacementFiles
         }
 
         var bytes = ReadAll(stream);
-        format ??= Detect(bytes, subject);
-        return format switch
+        return (format ?? Detect(bytes, subject)) switch
         {
             PlacementFormat.Omni => ReadOmni(bytes, subject, topology, experts),
             PlacementFormat.TrtLlm => ReadTrtLlm(bytes, subject, topology, experts),
-            _ => ReadJson(bytes, subject, format.Value, topology, experts),
+            _ => ReadJson(bytes, subject, format, topology, experts),
         };
     }
 
@@ -154,7 +153,7 @@ public static class PlacementFiles
         var text = Encoding.UTF8.GetString(bytes).TrimStart('\uFEFF', ' ', '\t', '\r', '\n');
         if (text.StartsWith('{'))
         {
-            return PlacementFormat.Native; // refined by the JSON keys in ReadJson
+            return PlacementFormat.Native; // native or SGLang: ReadJson tells them apart by their keys
         }
 
         if (text.Contains("initial_global_assignments", StringComparison.Ordinal))
@@ -167,7 +166,8 @@ public static class PlacementFiles
 
     // ------------------------------------------------------------------ JSON (native, SGLang)
 
-    private static Placement ReadJson(byte[] bytes, string subject, PlacementFormat format, Topology? topology, int? experts)
+    /// <summary>Native or SGLang JSON (or TensorRT-LLM's config written as JSON), told apart by the keys.</summary>
+    private static Placement ReadJson(byte[] bytes, string subject, PlacementFormat? expected, Topology? topology, int? experts)
     {
         var root = JsonNumbers.Parse(new MemoryStream(bytes), subject, reader =>
         {
@@ -177,26 +177,31 @@ public static class PlacementFiles
         });
         if (root is not JObject obj)
         {
-            throw new InputException(subject, RuleFormat, $"the top level is a JSON {root.Type}, expected an object");
+            throw new InputException(subject, RuleFormat, $"the top level is a JSON {root.Type.ToString().ToLowerInvariant()}, expected an object");
         }
 
-        if (obj.ContainsKey("physical_to_logical_map"))
+        PlacementFormat? actual =
+            obj.ContainsKey("physical_to_logical_map") ? PlacementFormat.Sglang
+            : obj.ContainsKey("format") ? PlacementFormat.Native
+            : obj.ContainsKey("initial_global_assignments") ? PlacementFormat.TrtLlm
+            : null;
+        if (actual is null)
         {
-            return ReadSglang(obj, subject, topology, experts);
+            var hint = obj.ContainsKey("logical_count") || obj.ContainsKey("load") ? " (this is a load file; pass it as the load)" : "";
+            throw new InputException(subject, RuleFormat, $"a JSON placement has \"format\": \"{NativeFormatId}\" or \"physical_to_logical_map\"{hint}");
         }
 
-        if (obj.ContainsKey("format"))
+        if (expected is not null && expected != actual)
         {
-            return ReadNative(obj, subject, topology, experts);
+            throw new InputException(subject, RuleFormat, $"expected a {expected} placement, the file is {actual}");
         }
 
-        if (obj.ContainsKey("initial_global_assignments"))
+        return actual switch
         {
-            return ReadTrtLlm(bytes, subject, topology, experts);
-        }
-
-        var hint = obj.ContainsKey("logical_count") || obj.ContainsKey("load") ? " (this is a load file; pass it as the load)" : "";
-        throw new InputException(subject, RuleFormat, $"a JSON placement has \"format\": \"{NativeFormatId}\" or \"physical_to_logical_map\"{hint}");
+            PlacementFormat.Sglang => ReadSglang(obj, subject, topology, experts),
+            PlacementFormat.Native => ReadNative(obj, subject, topology, experts),
+            _ => ReadTrtLlm(bytes, subject, topology, experts),
+        };
     }
 
     private static Placement ReadNative(JObject obj, string subject, Topology? topology, int? experts)
@@ -499,13 +504,13 @@ public static class PlacementFiles
     private static int PositiveInt(JObject obj, string key, string subject)
     {
         var token = obj[key];
-        if (token?.Type != JTokenType.Integer || (long)token < 1 || (long)token > int.MaxValue)
+        if (token is not JValue { Value: long value } || value < 1 || value > int.MaxValue)
         {
             var where = token is IJsonLineInfo info && info.HasLineInfo() ? $" (line {info.LineNumber})" : "";
             throw new InputException($"{subject}: \"{key}\"", "an integer >= 1", token is null ? "missing" : $"got {token.ToString(Formatting.None)}{where}");
         }
 
-        return (int)token;
+        return (int)value;
     }
 
     private static List<IReadOnlyList<int>> IntRows(JObject obj, string key, string subject)
@@ -527,12 +532,12 @@ public static class PlacementFiles
             for (var s = 0; s < inner.Count; s++)
             {
                 var item = inner[s];
-                if (item.Type != JTokenType.Integer || (long)item < int.MinValue || (long)item > int.MaxValue)
+                if (item is not JValue { Value: long id } || id < int.MinValue || id > int.MaxValue)
                 {
                     throw new InputException($"{subject}: layer {l} slot {s}", RuleIds, $"got {item.ToString(Formatting.None)}");
                 }
 
-                row[s] = (int)item;
+                row[s] = (int)id;
             }
 
             rows.Add(row);
