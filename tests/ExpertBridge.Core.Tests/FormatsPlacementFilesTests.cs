@@ -85,7 +85,7 @@ public class FormatsPlacementFilesTests
         { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"nodes":1,"phy2log":[[0,1]]}""", "an integer >= 1", "\"slotsPerDevice\"" },
         { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,2]]}""", PlacementFiles.RuleIds, "layer 0 slot 1" },
         { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,1.5]]}""", PlacementFiles.RuleIds, "layer 0 slot 1" },
-        { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,1,1]]}""", PlacementValidator.RuleShape, "3 slots" },
+        { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,1,1]]}""", PlacementFiles.RuleLayerSlots, "3 slots" },
         { """{"format":"expertbridge.placement/1","layers":2,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,1]]}""", PlacementValidator.RuleShape, "1 rows" },
         { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":3,"slotsPerDevice":1,"nodes":2,"phy2log":[[0,1,1]]}""", "multiple of nodes", "3 devices" },
         { """{"format":"expertbridge.placement/1","layers":1,""", "valid JSON", "line 1" },
@@ -135,7 +135,7 @@ public class FormatsPlacementFilesTests
     public void Sglang_RowLengthMismatch_NamesLayerAndTopology()
     {
         var ex = ReadFails("""{"physical_to_logical_map": [[0, 1, 2]]}""", topology: Topology.Create(2, 2));
-        Assert.Equal(PlacementValidator.RuleShape, ex.Rule);
+        Assert.Equal(PlacementFiles.RuleLayerSlots, ex.Rule);
         Assert.Contains("layer 0 has 3 slots, the topology has 4", ex.Message, StringComparison.Ordinal);
     }
 

@@ -49,6 +49,8 @@ public static class PlacementFiles
 
     public const string RuleFormat = "a placement file is native JSON, SGLang JSON, TensorRT-LLM YAML or an omni-infer .npy pattern";
     public const string RuleTopologyGiven = "the topology is given for formats that do not record it";
+    /// <summary>The same words as <see cref="Placement"/>'s constructor uses for this rule.</summary>
+    public const string RuleLayerSlots = "each layer has devices x slots-per-device entries";
     public const string RuleIds = "expert ids are integers, -1 (empty) or in [0, experts)";
     public const string RuleExpressible = "the target format can express the placement";
     public const string RuleYaml = "valid YAML";
@@ -564,7 +566,7 @@ public static class PlacementFiles
         {
             if (rows[l].Count != topology.Slots)
             {
-                throw new InputException(subject, PlacementValidator.RuleShape,
+                throw new InputException(subject, RuleLayerSlots,
                     $"\"{key}\" layer {firstLayer + l} has {rows[l].Count} slots, the topology has {topology.Slots} ({topology.Devices} devices x {topology.SlotsPerDevice} slots)");
             }
 
