@@ -14,6 +14,13 @@ public interface IPlacementPolicy
 
     /// <summary>Returns a new placement, or keep. Must honour <see cref="PolicyContext.Cancellation"/>.</summary>
     PolicyDecision Decide(PolicyContext context);
+
+    /// <summary>
+    /// True when this policy may put two replicas of one expert on one device (DeepSeek's EPLB reference can). Hosts
+    /// validate every returned placement with <see cref="PlacementValidator"/> and allow co-located replicas only for
+    /// policies that declare it here; the default is false.
+    /// </summary>
+    bool AllowsColocatedReplicas => false;
 }
 
 /// <summary>What a policy sees.</summary>
