@@ -135,7 +135,7 @@ public class InvokerTests
         Assert.Equal(1, host.Stats[PolicyFailureReason.InvalidPlacement]);
     }
 
-    private const string ColocatingDecide = """
+    private static string ColocatingDecide(bool declare) => $$"""
             public PolicyDecision Decide(PolicyContext context)
             {
                 // Device 0 (slots 0..2) gets expert 0 twice; expert 1 moves to the slot expert 0 had elsewhere.
@@ -149,25 +149,27 @@ public class InvokerTests
                     next[row + 1] = 0;
                 }
 
-                return PolicyDecision.Apply(new Placement(context.Topology, context.LogicalExperts, next));
+                return PolicyDecision.Apply(new Placement(context.Topology, context.LogicalExperts, next), "co-located", allowsColocatedReplicas: {{(declare ? "true" : "false")}});
             }
         """;
 
     [Fact]
-    public async Task Invoke_ColocatedReplicas_RejectedUnlessPolicyAllowsThem()
+    public async Task Invoke_ColocatedReplicas_RejectedUnlessDecisionAllowsThem()
     {
         using var files = new PolicyFiles();
-        using var strict = await OpenAsync(files, ColocatingDecide);
+        using var strict = await OpenAsync(files, ColocatingDecide(declare: false));
         var rejected = strict.Invoke(PolicyFiles.Context());
 
         using var files2 = new PolicyFiles();
-        using var lenient = await OpenAsync(files2, ColocatingDecide + "\n    public bool AllowsColocatedReplicas => true;\n");
+        using var lenient = await OpenAsync(files2, ColocatingDecide(declare: true));
         var accepted = lenient.Invoke(PolicyFiles.Context());
+        var decision = lenient.Decide(PolicyFiles.Context());
 
         Assert.Equal(PolicyFailureReason.InvalidPlacement, rejected.Failure);
         Assert.Contains(PlacementValidator.RuleNoColocatedReplicas, rejected.Reason, StringComparison.Ordinal);
-        Assert.True(lenient.AllowsColocatedReplicas);
         Assert.Equal(PolicyOutcomeKind.Applied, accepted.Kind);
+        Assert.True(accepted.AllowsColocatedReplicas);
+        Assert.True(decision.AllowsColocatedReplicas);
     }
 
     [Fact]

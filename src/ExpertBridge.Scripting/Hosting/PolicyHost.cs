@@ -82,9 +82,6 @@ public sealed class PolicyHost : IPlacementPolicy, IDisposable
 
     public bool IsScript => ScriptPath is not null;
 
-    /// <summary>Whether the running version may co-locate replicas (the validator then allows it).</summary>
-    public bool AllowsColocatedReplicas => _slot.Current.AllowsColocatedReplicas;
-
     /// <summary>Calls and failures by reason since the host opened.</summary>
     public PolicyInvocationStats Stats => _invoker.Stats;
 
@@ -147,7 +144,7 @@ public sealed class PolicyHost : IPlacementPolicy, IDisposable
     internal static PolicyHost ForBuiltIn(IPlacementPolicy policy, ScriptingOptions options)
     {
         var logger = options.LoggerFactory.CreateLogger("ExpertBridge.Scripting.PolicyHost");
-        var version = new PolicyVersion(policy, 1, policy.Name, policy.AllowsColocatedReplicas, "built-in", null, [], null, logger);
+        var version = new PolicyVersion(policy, 1, policy.Name, "built-in", null, [], null, logger);
         return new PolicyHost(version, options, null, null);
     }
 
@@ -240,7 +237,7 @@ public sealed class PolicyHost : IPlacementPolicy, IDisposable
 
     private static PolicyDecision ToDecision(PolicyOutcome outcome) => outcome.Kind switch
     {
-        PolicyOutcomeKind.Applied => PolicyDecision.Apply(outcome.Placement, outcome.Reason),
+        PolicyOutcomeKind.Applied => PolicyDecision.Apply(outcome.Placement, outcome.Reason, outcome.AllowsColocatedReplicas),
         PolicyOutcomeKind.Kept => PolicyDecision.Keep(outcome.Reason),
         _ => PolicyDecision.Keep($"policy failed ({outcome.Failure}): {outcome.Reason}"),
     };

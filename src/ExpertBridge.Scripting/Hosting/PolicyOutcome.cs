@@ -44,6 +44,7 @@ public enum PolicyFailureReason
 /// <param name="PolicyName">The policy that was called.</param>
 /// <param name="PolicyVersion">Its version (1, then one more per reload).</param>
 /// <param name="Elapsed">Time from the call until the answer, or until the time limit.</param>
+/// <param name="AllowsColocatedReplicas">The applied decision declared co-located replicas (EPLB) and was validated so.</param>
 public sealed record PolicyOutcome(
     PolicyOutcomeKind Kind,
     Placement Placement,
@@ -51,7 +52,8 @@ public sealed record PolicyOutcome(
     PolicyFailureReason? Failure,
     string PolicyName,
     int PolicyVersion,
-    TimeSpan Elapsed)
+    TimeSpan Elapsed,
+    bool AllowsColocatedReplicas = false)
 {
     public bool IsApplied => Kind == PolicyOutcomeKind.Applied;
 

@@ -9,7 +9,7 @@ namespace ExpertBridge.Scripting;
 /// Calls the current policy version safely: on a worker thread with a time limit and a cancellation token that
 /// fires at the limit; an exception, a timeout, a cancelled call or an invalid placement keeps the placement in
 /// force, is counted per reason and logged. Every returned placement passes <see cref="PlacementValidator"/>
-/// (shape, ids, every expert placed, no co-located replicas unless the policy allows them) before it is used.
+/// (shape, ids, every expert placed, no co-located replicas unless the decision allows them) before it is used.
 /// A call that ignores its cancellation runs on (a thread cannot be aborted); its version then answers
 /// <see cref="PolicyFailureReason.Busy"/> until it returns, and cannot unload before.
 /// </summary>
@@ -126,7 +126,7 @@ internal sealed class SafePolicyInvoker
         {
             var subject = $"policy '{version.Name}' placement";
             PlacementValidator.EnsureShape(placement, context.Topology, context.Layers, context.LogicalExperts, subject);
-            PlacementValidator.EnsureValid(placement, subject, version.AllowsColocatedReplicas);
+            PlacementValidator.EnsureValid(placement, subject, decision.AllowsColocatedReplicas);
         }
         catch (InputException ex)
         {
@@ -134,7 +134,7 @@ internal sealed class SafePolicyInvoker
         }
 
         Interlocked.Increment(ref _applied);
-        return new PolicyOutcome(PolicyOutcomeKind.Applied, placement, decision.Reason, null, version.Name, version.Number, clock.Elapsed);
+        return new PolicyOutcome(PolicyOutcomeKind.Applied, placement, decision.Reason, null, version.Name, version.Number, clock.Elapsed, decision.AllowsColocatedReplicas);
     }
 
     private PolicyOutcome TimedOut(PolicyCall call)

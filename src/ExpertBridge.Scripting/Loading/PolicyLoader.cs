@@ -53,19 +53,17 @@ internal static class PolicyLoader
         }
 
         string name;
-        bool allowsColocated;
         try
         {
             name = string.IsNullOrWhiteSpace(policy.Name) ? Path.GetFileNameWithoutExtension(main) : policy.Name;
-            allowsColocated = policy.AllowsColocatedReplicas;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             context.Unload();
-            return (null, Error(main, 1, 1, $"the policy's Name or AllowsColocatedReplicas threw {ScriptFailure.Describe(ex, files)}"));
+            return (null, Error(main, 1, 1, $"the policy's Name threw {ScriptFailure.Describe(ex, files)}"));
         }
 
-        return (new PolicyVersion(policy, number, name, allowsColocated, main, sources.ContentHash, files, context, logger), null);
+        return (new PolicyVersion(policy, number, name, main, sources.ContentHash, files, context, logger), null);
     }
 
     /// <summary>

@@ -17,7 +17,7 @@ internal sealed class PolicyVersion
     private int _references = 1;
     private int _inCall;
 
-    public PolicyVersion(IPlacementPolicy policy, int number, string name, bool allowsColocatedReplicas, string source, string? contentHash, IReadOnlyCollection<string> sourceFiles, PolicyLoadContext? context, ILogger logger)
+    public PolicyVersion(IPlacementPolicy policy, int number, string name, string source, string? contentHash, IReadOnlyCollection<string> sourceFiles, PolicyLoadContext? context, ILogger logger)
     {
         SourceFiles = sourceFiles;
         _policy = policy;
@@ -25,7 +25,6 @@ internal sealed class PolicyVersion
         _logger = logger;
         Number = number;
         Name = name;
-        AllowsColocatedReplicas = allowsColocatedReplicas;
         Source = source;
         ContentHash = contentHash;
         ContextReference = context is null ? null : new WeakReference(context);
@@ -36,8 +35,6 @@ internal sealed class PolicyVersion
 
     /// <summary>The policy's <see cref="IPlacementPolicy.Name"/>, read once at load.</summary>
     public string Name { get; }
-
-    public bool AllowsColocatedReplicas { get; }
 
     /// <summary>The script's full path, or <c>built-in</c>.</summary>
     public string Source { get; }
