@@ -39,7 +39,6 @@ public class UnloadTests
         var path = files.WriteSample();
         var variants = new[] { PolicyFiles.SampleScript, PolicyFiles.SampleScript + "\n// b\n" };
         using var host = await PolicyResolver.OpenAsync(path, files.Options(), Token);
-        var weaks = new List<WeakReference>();
 
         async Task ReloadAsync(int i)
         {
@@ -49,23 +48,22 @@ public class UnloadTests
             Assert.Equal(PolicyOutcomeKind.Applied, host.Invoke(PolicyFiles.Context()).Kind);
         }
 
-        for (var i = 0; i < 20; i++)
+        async Task<bool> ReloadRangeAsync(int from, int to)
         {
-            weaks.Add(Capture(host).Weak);
-            await ReloadAsync(i);
+            var weaks = new List<WeakReference>();
+            for (var i = from; i < to; i++)
+            {
+                weaks.Add(Capture(host).Weak);
+                await ReloadAsync(i);
+            }
+
+            return WaitCollected([.. weaks]);
         }
 
-        Assert.True(WaitCollected(weaks.ToArray()), "warm-up versions were not collected");
+        Assert.True(await ReloadRangeAsync(0, 20), "warm-up versions were not collected");
         var memoryBefore = GC.GetTotalMemory(forceFullCollection: true);
         var contextsBefore = AssemblyLoadContext.All.Count();
-        weaks.Clear();
-        for (var i = 20; i < 220; i++)
-        {
-            weaks.Add(Capture(host).Weak);
-            await ReloadAsync(i);
-        }
-
-        Assert.True(WaitCollected(weaks.ToArray()), "some of 200 old versions were not collected");
+        Assert.True(await ReloadRangeAsync(20, 220), "some of 200 old versions were not collected");
         var memoryAfter = GC.GetTotalMemory(forceFullCollection: true);
         var contextsAfter = AssemblyLoadContext.All.Count();
         Assert.Equal(221, host.Version);
