@@ -29,12 +29,12 @@ internal sealed class PolicyFiles : IDisposable
         return path;
     }
 
-    public ScriptingOptions Options(TimeSpan? timeout = null, bool watch = false, PolicyOptions? overrides = null) => new()
+    public ScriptingOptions Options(TimeSpan? timeout = null, bool watch = false, PolicyOptions? overrides = null, TimeSpan? debounce = null) => new()
     {
         CacheDirectory = Cache,
         DecisionTimeout = timeout ?? TimeSpan.FromSeconds(2),
         Watch = watch,
-        WatchDebounce = TimeSpan.FromMilliseconds(200),
+        WatchDebounce = debounce ?? TimeSpan.FromMilliseconds(200),
         Options = overrides ?? PolicyOptions.Empty,
         PolicyDirectory = Policies,
     };

@@ -81,7 +81,7 @@ public class UnloadTests
 
     private static bool WaitCollected(params WeakReference[] references)
     {
-        for (var i = 0; i < 50 && references.Any(r => r.IsAlive); i++)
+        for (var i = 0; i < 100 && references.Any(r => r.IsAlive); i++)
         {
             GC.Collect();
             GC.WaitForPendingFinalizers();
