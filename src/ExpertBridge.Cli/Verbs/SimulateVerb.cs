@@ -1,5 +1,6 @@
 using ExpertBridge.Cli.Arguments;
 using ExpertBridge.Cli.Output;
+using ExpertBridge.Cli.Policies;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Formats;
 using ExpertBridge.Core.Latency;
@@ -63,7 +64,8 @@ internal sealed class SimulateVerb : Verb
         var table = args.TryGet(s_table, out var tablePath) ? GemmTable.Load(tablePath) : GemmTable.Default;
         var interconnect = new Interconnect(args.Get(s_intra, 397.0), args.Get(s_inter, 50.0));
         var names = ParsePolicyList(args.Get(s_policies));
-        var policies = names.Select(context.Policies.Resolve).ToArray();
+        using var resolved = ResolvedPolicies.Resolve(context.Policies, names);
+        var policies = resolved.Policies;
         var trace = LoadFiles.Read(args.Get(s_trace));
         var window = args.Get(s_window, 100);
         var exportSteps = args.Has(s_export) ? args.Get(s_exportSteps, 50) : 0;
