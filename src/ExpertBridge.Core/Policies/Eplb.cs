@@ -211,8 +211,8 @@ public static class Eplb
         private readonly int[] _phy2mlog = new int[shape.ReplicasPerNode];
         private readonly int[] _phyRank = new int[shape.ReplicasPerNode];
         private readonly float[] _phyWeight = new float[shape.ReplicasPerNode];
-        private readonly int[] _packIndex = new int[Math.Max(shape.ReplicasPerNode, shape.Groups)];
-        private readonly int[] _rankInPack = new int[Math.Max(shape.ReplicasPerNode, shape.Groups)];
+        private readonly int[] _packIndex = new int[shape.ReplicasPerNode];
+        private readonly int[] _rankInPack = new int[shape.ReplicasPerNode];
         private readonly int[] _pphy2phy = new int[shape.ReplicasPerNode];
         private readonly SortEntry[] _sorted = new SortEntry[Math.Max(shape.ReplicasPerNode, shape.Groups)];
         private readonly SortEntry[] _replicaHeap = new SortEntry[shape.ExpertsPerNode];
