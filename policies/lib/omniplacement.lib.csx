@@ -104,16 +104,16 @@ public sealed record OmniPlacementSettings
     public double SplitAbove { get; init; }
 
     /// <summary>Slot writes per rebalance over all layers, as a share of all slots.</summary>
-    public double MoveBudget { get; init; } = 0.1;
+    public double MoveBudget { get; init; } = 0.5;
 
     /// <summary>Predicted gain each slot write must buy, as a share of the layer's BestEP (scaled by expert bytes).</summary>
-    public double MoveCost { get; init; } = 0.002;
+    public double MoveCost { get; init; } = 0.001;
 
     /// <summary>Predicted imbalance at which an idle layer starts rebalancing.</summary>
-    public double Trigger { get; init; } = 1.04;
+    public double Trigger { get; init; } = 1.03;
 
     /// <summary>Predicted imbalance below which an active layer goes idle again.</summary>
-    public double Release { get; init; } = 1.015;
+    public double Release { get; init; } = 1.01;
 
     /// <summary>Weight of cross-node dispatch (tokens per device) against the balance objective.</summary>
     public double CommWeight { get; init; } = 0.02;
@@ -121,7 +121,11 @@ public sealed record OmniPlacementSettings
     /// <summary>Keep each expert group's first replicas on one node (needs several nodes and expert groups).</summary>
     public bool GroupAffinity { get; init; }
 
-    public double RefitAbove { get; init; }
+    /// <summary>
+    /// Robust imbalance above which a layer the incremental search left behind also tries the anchored rebuild
+    /// (far from balance, e.g. the first rebalance after start-up or a workload switch).
+    /// </summary>
+    public double RebuildAbove { get; init; } = 1.15;
 
 
 
@@ -156,7 +160,7 @@ public sealed record OmniPlacementSettings
             Release = options.GetDouble("release", d.Release, 1, 100),
             CommWeight = options.GetDouble("comm-weight", d.CommWeight, 0, 100),
             GroupAffinity = options.GetBool("group-affinity", d.GroupAffinity),
-            RefitAbove = options.GetDouble("refit-above", d.RefitAbove, 0, 100),
+            RebuildAbove = options.GetDouble("rebuild-above", d.RebuildAbove, 1, 100),
             MaxIterations = options.GetInt("max-iterations", d.MaxIterations, 0),
         }.Checked(options.Source);
     }
@@ -231,6 +235,7 @@ public sealed class OmniPlacementPolicy : IPlacementPolicy
     private long _lastStep = -1;
     private int _lastInterval;
     private bool _staticDone;
+    private OmniLoadSignals? _signals;
 
     public OmniPlacementPolicy(PolicyOptions? options = null)
     {
@@ -279,7 +284,8 @@ public sealed class OmniPlacementPolicy : IPlacementPolicy
 
         _lastStep = context.Step;
         var horizon = settings.Horizon > 0 ? settings.Horizon : Math.Max(1, (_lastInterval > 0 ? _lastInterval : Math.Min(history.Count, 100)) / 2);
-        var signals = OmniLoadSignals.Compute(history, settings, horizon, context.Cancellation);
+        var signals = OmniLoadSignals.Compute(history, settings, horizon, _signals, context.Cancellation);
+        _signals = signals;
         var planner = new OmniRebalancePlanner(context, settings, signals, _active);
         var outcome = planner.Run();
         if (settings.Mode == OmniMode.Static)
@@ -411,8 +417,14 @@ public static class OmniDiagnostics
 /// </summary>
 internal sealed class OmniLoadSignals
 {
-    private OmniLoadSignals(int layers, int experts, int scenarios, int steps, float[] predicted, float[] chunks)
+    private readonly float[] _chunkBuffer;
+    private readonly float[] _emaBuffer;
+
+    private OmniLoadSignals(int layers, int experts, int scenarios, int steps, float[] predicted, float[] chunkBuffer, float[] emaBuffer)
     {
+        _chunkBuffer = chunkBuffer;
+        _emaBuffer = emaBuffer;
+        var chunks = scenarios > 0 ? chunkBuffer : [];
         Layers = layers;
         Experts = experts;
         Scenarios = scenarios;
@@ -437,15 +449,19 @@ internal sealed class OmniLoadSignals
     /// <summary>[K * layers * experts] per-step mean of each chunk.</summary>
     public float[] Chunks { get; }
 
-    public static OmniLoadSignals Compute(IReadOnlyLoadHistory history, OmniPlacementSettings settings, int horizon, CancellationToken cancellation)
+    /// <summary>
+    /// Reads the window once. <paramref name="reuse"/>, the previous call's signals, lends its buffers when the sizes
+    /// match (a policy keeps its last signals, so steady-state calls allocate nothing large).
+    /// </summary>
+    public static OmniLoadSignals Compute(IReadOnlyLoadHistory history, OmniPlacementSettings settings, int horizon, OmniLoadSignals? reuse, CancellationToken cancellation)
     {
         var size = history.Layers * history.Experts;
         var n = settings.Window > 0 ? Math.Min(settings.Window, history.Count) : history.Count;
         var start = history.Count - n;
         var k = Math.Min(settings.Scenarios, n);
         var chunkCount = Math.Max(k, 1);
-        var chunks = new float[chunkCount * size];
-        var ema = new float[size];
+        var chunks = Buffer(reuse?._chunkBuffer, chunkCount * size);
+        var ema = Buffer(reuse?._emaBuffer, size);
         var alpha = (float)settings.EmaAlpha;
         var keep = 1f - alpha;
         var width = Vector<float>.Count;
@@ -488,7 +504,7 @@ internal sealed class OmniLoadSignals
             }
         }
 
-        var predicted = new float[size];
+        var predicted = Buffer(reuse?.Predicted, size);
         switch (settings.Predictor)
         {
             case OmniPredictor.Mean:
@@ -531,7 +547,18 @@ internal sealed class OmniLoadSignals
             }
         }
 
-        return new OmniLoadSignals(history.Layers, history.Experts, k, n, predicted, k > 0 ? chunks : []);
+        return new OmniLoadSignals(history.Layers, history.Experts, k, n, predicted, chunks, ema);
+    }
+
+    private static float[] Buffer(float[]? previous, int length)
+    {
+        if (previous is null || previous.Length != length)
+        {
+            return new float[length];
+        }
+
+        Array.Clear(previous);
+        return previous;
     }
 
     private static void AddTrend(float[] predicted, float[] chunks, int[] lengths, int n, int size, OmniPlacementSettings settings, int horizon)
@@ -645,6 +672,8 @@ internal sealed class OmniRebalancePlanner
         var forced = new bool[layers];
         var budget = staticMode ? int.MaxValue : (int)Math.Min(int.MaxValue, Math.Floor(_settings.MoveBudget * layers * slots));
         double before = 0, crossBefore = 0;
+        var layerBefore = new double[layers];
+        var layerCross = new double[layers];
         var triggered = 0;
         var next = current.CopyPhy2Log();
         for (var l = 0; l < layers; l++)
@@ -654,20 +683,22 @@ internal sealed class OmniRebalancePlanner
             solver.LoadLayer(_signals, l);
             var row = current.Layer(l);
             var valid = solver.StartFromRow(row);
-            before += valid ? solver.Imbalance : RawImbalance(solver, row);
-            crossBefore += solver.CrossNodeShare(row);
-            if (staticMode || !valid || (_settings.RefitAbove > 0 && solver.Imbalance >= _settings.RefitAbove))
+            layerBefore[l] = valid ? solver.PredictedImbalance : RawImbalance(solver, row);
+            layerCross[l] = solver.CrossNodeShare(row);
+            before += layerBefore[l];
+            crossBefore += layerCross[l];
+            if (staticMode || !valid)
             {
                 // Fit from scratch: the static pattern, or a placement in force the search cannot start from.
                 solver.StartFromScratch(allowance[l]);
-                solver.Search(0, int.MaxValue, allowance[l], null, _context.Cancellation);
+                solver.Search(0, int.MaxValue, allowance[l], 1.0, null, _context.Cancellation);
                 solver.KeepSlots(row, next.AsSpan(l * slots, slots));
                 forced[l] = !valid;
                 triggered++;
                 continue;
             }
 
-            var imbalance = solver.Imbalance;
+            var imbalance = solver.PredictedImbalance;
             if (!_active[l] && imbalance >= _settings.Trigger)
             {
                 _active[l] = true;
@@ -687,8 +718,8 @@ internal sealed class OmniRebalancePlanner
             var costPerWrite = _settings.MoveCost * solver.BestEp * byteScale;
             var start = solver.Objective;
             var mark = log.OpCount;
-            var searched = solver.Search(costPerWrite, budget, allowance[l], log, _context.Cancellation);
-            if (solver.Imbalance > _settings.Trigger)
+            var searched = solver.Search(costPerWrite, budget, allowance[l], _settings.Trigger, log, _context.Cancellation);
+            if (solver.PredictedImbalance > _settings.RebuildAbove)
             {
                 TryRebuild(solver, row, start, solver.Objective + (costPerWrite * searched), costPerWrite, budget, allowance[l], log, mark);
             }
@@ -698,6 +729,10 @@ internal sealed class OmniRebalancePlanner
         if (!staticMode)
         {
             ApplyWithinBudget(log, layerOpsStart, budget, next, slots);
+            for (var l = 0; l < layers; l++)
+            {
+                OmniLayerSolver.KeepSlots(current.Layer(l), next.AsSpan(l * slots, slots), topology.SlotsPerDevice);
+            }
         }
 
         // Measure the result on the same signals; update hysteresis for layers that ended below the release level.
@@ -719,11 +754,23 @@ internal sealed class OmniRebalancePlanner
 
             changed += layerChanges;
             layersWithChange += layerChanges > 0 ? 1 : 0;
+            if (layerChanges == 0)
+            {
+                after += layerBefore[l];
+                crossAfter += layerCross[l];
+                if (_active[l] && layerBefore[l] <= _settings.Release)
+                {
+                    _active[l] = false;
+                }
+
+                continue;
+            }
+
             solver.LoadLayer(_signals, l);
             if (solver.StartFromRow(row))
             {
-                after += solver.Imbalance;
-                if (_active[l] && solver.Imbalance <= _settings.Release)
+                after += solver.PredictedImbalance;
+                if (_active[l] && solver.PredictedImbalance <= _settings.Release)
                 {
                     _active[l] = false;
                 }
@@ -736,9 +783,18 @@ internal sealed class OmniRebalancePlanner
             crossAfter += solver.CrossNodeShare(row);
         }
 
+        var placement = changed > 0 ? new Placement(topology, _context.LogicalExperts, next) : null;
+        if (placement is not null && staticMode)
+        {
+            // A fitted pattern only fixes which experts share a device: relabel devices (within nodes when the comm
+            // term or group affinity made node membership matter) and slots to copy as little as possible.
+            placement = MinimalMovement.Relabel(current, placement, acrossNodes: _settings.CommWeight <= 0 && !_settings.GroupAffinity);
+            changed = PlacementDiff.CountChanges(current, placement);
+        }
+
         return new OmniRebalanceOutcome
         {
-            Placement = changed > 0 ? new Placement(topology, _context.LogicalExperts, next) : null,
+            Placement = changed > 0 ? placement : null,
             LayersTriggered = triggered,
             LayersChanged = layersWithChange,
             SlotWrites = changed,
@@ -758,7 +814,7 @@ internal sealed class OmniRebalancePlanner
     {
         solver.StartFromRow(row);
         solver.RebuildAnchored(allowance);
-        solver.Search(costPerWrite, budget, allowance, null, _context.Cancellation);
+        solver.Search(costPerWrite, budget, allowance, _settings.Trigger, null, _context.Cancellation);
         var rebuilt = solver.Row;
         var writes = 0;
         for (var s = 0; s < row.Length; s++)
@@ -801,6 +857,13 @@ internal sealed class OmniRebalancePlanner
 
         var budget = _settings.RedundantBudget < 0 ? (long)spare * layers : _settings.RedundantBudget;
         var cap = solver.ReplicaCap;
+        if (budget >= (long)spare * layers && _settings.SplitAbove <= 0)
+        {
+            // Every spare slot is allowed everywhere: no layer competes for the budget.
+            Array.Fill(result, experts + (int)Math.Min(spare, (long)(cap - 1) * experts));
+            return result;
+        }
+
         // Per layer: a max-heap of per-replica loads (load, expert) and the replica count per expert.
         var heaps = new PriorityQueue<int, double>[layers];
         var counts = new int[layers * experts];
@@ -987,7 +1050,7 @@ internal sealed class OmniLayerSolver
     private const double TieWeight = 1e-3;
     private const int Receivers = 8;
     private const int KickAttempts = 24;
-    private const int KickFailures = 2;
+    private const int KickFailures = 1;
 
     private readonly int _e;
     private readonly int _d;
@@ -1008,6 +1071,7 @@ internal sealed class OmniLayerSolver
     private readonly double[] _uw;       // [e] scenario-weighted load
     private readonly int[] _home;        // [e] home node of the expert's group (affinity), else -1
     private double _bestEp;
+    private double _predictedMean;
 
     // Placement state.
     private readonly int[] _row;         // [d * s]
@@ -1034,6 +1098,8 @@ internal sealed class OmniLayerSolver
     private readonly int[] _repHead;
     private readonly int[] _repNext;
     private readonly int[] _spare;
+    private readonly double[] _spareBase;
+    private readonly double[] _spareSiblings;
     private int _spareCount;
     private int _spareAllowance;
     private int _frozenA = -1;
@@ -1090,6 +1156,8 @@ internal sealed class OmniLayerSolver
         _repHead = new int[_e];
         _repNext = new int[slots];
         _spare = new int[slots];
+        _spareBase = new double[slots];
+        _spareSiblings = new double[slots];
         _items = new int[slots];
         _itemKeys = new double[slots];
         _snapshot = new int[slots];
@@ -1105,6 +1173,9 @@ internal sealed class OmniLayerSolver
 
     /// <summary>Robust predicted imbalance of the state: the balance objective over BestEP.</summary>
     public double Imbalance => _bestEp > 0 ? _objective / _bestEp : 1.0;
+
+    /// <summary>Predicted imbalance of the state: the prediction's busiest device over its mean (1 = balanced).</summary>
+    public double PredictedImbalance => _predictedMean > 0 ? _peak[0] / _predictedMean : 1.0;
 
     /// <summary>The row the search arrived at.</summary>
     public ReadOnlySpan<int> Row => _row;
@@ -1159,6 +1230,13 @@ internal sealed class OmniLayerSolver
         }
 
         _bestEp = total / _d;
+        double predicted = 0;
+        for (var e = 0; e < _e; e++)
+        {
+            predicted += _load[e];
+        }
+
+        _predictedMean = predicted / _d;
         AssignGroupHomes();
     }
 
@@ -1323,22 +1401,45 @@ internal sealed class OmniLayerSolver
     }
 
     /// <summary>
-    /// Greedy start: replica counts by largest per-replica load first (up to <paramref name="allowance"/> replicas in
-    /// all, each expert under the cap), then LPT: replicas by descending load onto the least-loaded device that has a
-    /// free slot and no replica of that expert (with group affinity, an expert's first replica goes to its group's
-    /// home node when that node has room).
+    /// Greedy start, joint in counts and placement: the replica counts are a prefix of the "next replica to the largest
+    /// per-replica load" sequence, and the prefix length is chosen by packing: for several totals between one replica
+    /// per expert and the allowance, LPT places the replicas (descending load, onto the least-loaded device with a free
+    /// slot and no replica of that expert; with group affinity an expert's first replica goes to its group's home
+    /// node when there is room), and the total whose busiest device is lightest wins. More replicas are not always
+    /// better under a slot limit: FlashLB's case packs to 200 with 12 replicas and to 232 with all 16.
     /// </summary>
     public void StartFromScratch(int allowance)
     {
-        var target = TargetCounts(allowance);
-        Array.Copy(target, _cnt, _e);
+        var full = Math.Min(allowance, _row.Length);
+        var spare = full - _e;
+        var bestTotal = full;
+        var bestPeak = double.PositiveInfinity;
+        var tries = Math.Min(spare, 8);
+        for (var t = tries; t >= 0; t--)
+        {
+            var total = _e + (tries == 0 ? 0 : (int)((long)spare * t / tries));
+            var peak = PackGreedy(total);
+            if (peak < bestPeak * (1 - 1e-12))
+            {
+                (bestPeak, bestTotal) = (peak, total);
+            }
+        }
+
+        PackGreedy(bestTotal);
+        StartFromRow(_row);
+    }
+
+    /// <summary>Counts for <paramref name="total"/> replicas, then LPT into <see cref="_row"/>; returns the busiest device's load.</summary>
+    private double PackGreedy(int total)
+    {
+        var target = TargetCounts(total);
         var n = 0;
         for (var e = 0; e < _e; e++)
         {
-            for (var r = 0; r < _cnt[e]; r++)
+            for (var r = 0; r < target[e]; r++)
             {
                 _items[n] = e;
-                _itemKeys[n] = -_uw[e] / _cnt[e];
+                _itemKeys[n] = -_uw[e] / target[e];
                 n++;
             }
         }
@@ -1378,7 +1479,24 @@ internal sealed class OmniLayerSolver
             _cnt[e]++;
         }
 
-        StartFromRow(_row);
+        // The loads with the counts actually placed (a skipped replica leaves its siblings heavier).
+        Array.Clear(_fillLoad);
+        for (var slot = 0; slot < _row.Length; slot++)
+        {
+            var e = _row[slot];
+            if (e >= 0)
+            {
+                _fillLoad[slot / _s] += _uw[e] / _cnt[e];
+            }
+        }
+
+        var peak = 0.0;
+        foreach (var v in _fillLoad)
+        {
+            peak = Math.Max(peak, v);
+        }
+
+        return peak;
     }
 
     private void SortTiesByExpert(int n)
@@ -1574,10 +1692,9 @@ internal sealed class OmniLayerSolver
     /// rolled back). Stops when nothing pays more than <paramref name="costPerWrite"/> per write, after
     /// <paramref name="maxWrites"/> writes, or at the iteration cap. Operations go to <paramref name="log"/> when given.
     /// </summary>
-    public int Search(double costPerWrite, int maxWrites, int allowance, OmniWriteLog? log, CancellationToken cancellation)
+    public int Search(double costPerWrite, int maxWrites, int allowance, double kickAbove, OmniWriteLog? log, CancellationToken cancellation)
     {
         var floor = costPerWrite + (1e-9 * Math.Max(_bestEp, 1e-12));
-        DebugSearches++;
         var written = 0;
         var kicks = 0;
         var failures = 0;
@@ -1588,7 +1705,6 @@ internal sealed class OmniLayerSolver
                 cancellation.ThrowIfCancellationRequested();
             }
 
-            DebugIterations++;
             var best = FindBest(floor, maxWrites - written, allowance);
             if (best.Kind != OpKind.None)
             {
@@ -1597,18 +1713,16 @@ internal sealed class OmniLayerSolver
                 continue;
             }
 
-            if (kicks >= KickAttempts || failures >= KickFailures)
+            if (kicks >= KickAttempts || failures >= KickFailures || PredictedImbalance <= kickAbove)
             {
                 break;
             }
 
             kicks++;
-            DebugKicks++;
             var spent = TryKick(floor, costPerWrite, maxWrites - written, allowance, log);
             if (spent > 0)
             {
                 written += spent;
-                DebugKicksKept++;
                 failures = 0;
             }
             else
@@ -1657,7 +1771,6 @@ internal sealed class OmniLayerSolver
         BuildSpareSlots(allowance);
         var split = _load[x] / (_cnt[x] + 1);
         var (target, relocate) = KickTarget(x, a, split);
-        if (DebugOn) Console.WriteLine($"kick x {x} a {a} target {target} (dev {target / _s}, holds {(target >= 0 ? _row[target] : -9)}) relocate {relocate} imb {Imbalance}");
         if (target < 0)
         {
             return -1;
@@ -1705,13 +1818,12 @@ internal sealed class OmniLayerSolver
                 return written;
             }
 
-            if (repair >= 3 * _s || written >= writesLeft)
+            if (repair >= 2 * _s || written >= writesLeft)
             {
                 break;
             }
 
             var best = FindBest(1e-9 * Math.Max(_bestEp, 1e-12), writesLeft - written, allowance);
-            if (DebugOn) Console.WriteLine($"   repair {repair} {best} delta {delta / _bestEp} imb {Imbalance} peakdev {_order[0]}");
             if (best.Kind == OpKind.None)
             {
                 break;
@@ -1814,39 +1926,33 @@ internal sealed class OmniLayerSolver
 
     private static int Writes(OpKind kind) => kind == OpKind.Swap ? 2 : 1;
 
-    public static long DebugFindBest, DebugFindTicks, DebugBuildTicks;
-
     private Op FindBest(double floor, int writesLeft, int allowance)
     {
-        DebugFindBest++;
-        var t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         var best = new Op(OpKind.None, -1, -1, -1, floor);
         BuildReplicaLists();
         BuildSpareSlots(allowance);
-        DebugBuildTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
-        try {
-        for (var k = 0; k < _k1; k++)
+
+        // Sources: the prediction's peak device, and the peak device of the scenario that weighs most in the objective.
+        var worst = -1;
+        for (var k = 1; k < _k1; k++)
         {
-            if (_w[k] <= 0)
+            if (_w[k] > 0 && (worst < 0 || _w[k] * _peak[k] > _w[worst] * _peak[worst]))
             {
-                continue;
-            }
-
-            var a = _order[k * _d];
-            var seen = false;
-            for (var k2 = 0; k2 < k; k2++)
-            {
-                seen |= _w[k2] > 0 && _order[k2 * _d] == a;
-            }
-
-            if (!seen)
-            {
-                best = BestFromDevice(a, k, best, writesLeft);
+                worst = k;
             }
         }
 
+        if (_w[0] > 0)
+        {
+            best = BestFromDevice(_order[0], 0, best, writesLeft);
+        }
+
+        if (worst > 0)
+        {
+            best = BestFromDevice(_order[worst * _d], worst, best, writesLeft);
+        }
+
         return best;
-        } finally { DebugFindTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0; }
     }
 
     /// <summary>
@@ -1861,6 +1967,7 @@ internal sealed class OmniLayerSolver
         var dev = _dev.AsSpan(k * _d, _d);
         var order = _order.AsSpan(k * _d, _d);
         var receivers = Math.Min(Receivers, _d - 1);
+        var levelsReady = false;
         for (var li = 0; li < _s; li++)
         {
             var i = (a * _s) + li;
@@ -1873,6 +1980,10 @@ internal sealed class OmniLayerSolver
             var ux = share[x];
             if (writesLeft >= 2)
             {
+                // The two partners (over the coolest devices) that level a and the partner's device best on scenario
+                // k; only those are scored exactly.
+                int first = -1, second = -1;
+                double firstTop = double.PositiveInfinity, secondTop = double.PositiveInfinity;
                 for (var r = 0; r < receivers; r++)
                 {
                     var b = order[_d - 1 - r];
@@ -1882,8 +1993,6 @@ internal sealed class OmniLayerSolver
                         continue;
                     }
 
-                    var partner = -1;
-                    var level = double.PositiveInfinity;
                     for (var lj = 0; lj < _s; lj++)
                     {
                         var j = (b * _s) + lj;
@@ -1895,16 +2004,23 @@ internal sealed class OmniLayerSolver
                         }
 
                         var top = Math.Max(dev[a] - shift, dev[b] + shift);
-                        if (top < level)
+                        if (top < firstTop)
                         {
-                            level = top;
-                            partner = j;
+                            (second, secondTop) = (first, firstTop);
+                            (first, firstTop) = (j, top);
+                        }
+                        else if (top < secondTop)
+                        {
+                            (second, secondTop) = (j, top);
                         }
                     }
+                }
 
+                foreach (var partner in (ReadOnlySpan<int>)[first, second])
+                {
                     if (partner >= 0)
                     {
-                        var ratio = -SwapDelta(a, x, b, _row[partner]) / 2;
+                        var ratio = -SwapDelta(a, x, partner / _s, _row[partner]) / 2;
                         if (ratio > best.Ratio)
                         {
                             best = new Op(OpKind.Swap, i, partner, x, ratio);
@@ -1915,25 +2031,34 @@ internal sealed class OmniLayerSolver
 
             if (_cnt[x] < ReplicaCap)
             {
+                // Spare slot levels (scenario k) without x: the slot's device minus its occupant, and the occupant's
+                // other replicas after taking over its tokens. Computed once per source device.
+                if (!levelsReady)
+                {
+                    SpareLevels(k);
+                    levelsReady = true;
+                }
+
                 var split = _load[(k * _e) + x] / (_cnt[x] + 1);
                 var target = -1;
                 var level = dev[a];
                 for (var t = 0; t < _spareCount; t++)
                 {
-                    var j = _spare[t];
-                    var b = j / _s;
-                    var f = _row[j];
-                    if (b == a || f == x || _onDevice[(x * _d) + b] != 0)
+                    var after = Math.Max(_spareBase[t] + split, _spareSiblings[t]);
+                    if (after >= level)
                     {
                         continue;
                     }
 
-                    var after = LevelAfterReplicate(k, j, f, split);
-                    if (after < level)
+                    var j = _spare[t];
+                    var b = j / _s;
+                    if (b == a || _row[j] == x || _onDevice[(x * _d) + b] != 0)
                     {
-                        level = after;
-                        target = j;
+                        continue;
                     }
+
+                    level = after;
+                    target = j;
                 }
 
                 if (target >= 0)
@@ -1957,6 +2082,37 @@ internal sealed class OmniLayerSolver
         }
 
         return best;
+    }
+
+    /// <summary>Fills, per spare slot, <see cref="LevelAfterReplicate"/>'s two parts for scenario k.</summary>
+    private void SpareLevels(int k)
+    {
+        for (var t = 0; t < _spareCount; t++)
+        {
+            var j = _spare[t];
+            var f = _row[j];
+            var b = j / _s;
+            if (f < 0)
+            {
+                _spareBase[t] = _dev[(k * _d) + b];
+                _spareSiblings[t] = double.NegativeInfinity;
+                continue;
+            }
+
+            var share = _share[(k * _e) + f];
+            var raise = share / (_cnt[f] - 1);
+            var siblings = double.NegativeInfinity;
+            for (var slot = _repHead[f]; slot >= 0; slot = _repNext[slot])
+            {
+                if (slot != j)
+                {
+                    siblings = Math.Max(siblings, _dev[(k * _d) + (slot / _s)] + raise);
+                }
+            }
+
+            _spareBase[t] = _dev[(k * _d) + b] - share;
+            _spareSiblings[t] = siblings;
+        }
     }
 
     /// <summary>
@@ -2029,8 +2185,14 @@ internal sealed class OmniLayerSolver
             _newPeak[k] = Math.Max(Math.Max(na, nb), MaxUnmarked(k));
         }
 
-        var dw = (x >= 0 ? _uw[x] / _cnt[x] : 0) - (y >= 0 ? _uw[y] / _cnt[y] : 0);
-        var squares = Sq(_devW[a] - dw) - Sq(_devW[a]) + Sq(_devW[b] + dw) - Sq(_devW[b]);
+        var squares = 0.0;
+        for (var k = 0; k < _k1; k++)
+        {
+            var shift = (x >= 0 ? _share[(k * _e) + x] : 0) - (y >= 0 ? _share[(k * _e) + y] : 0);
+            var la = _dev[(k * _d) + a];
+            var lb = _dev[(k * _d) + b];
+            squares += _w[k] * (Sq(la - shift) - Sq(la) + Sq(lb + shift) - Sq(lb));
+        }
         var comm = 0.0;
         if (_commWeight > 0 && a / _devicesPerNode != b / _devicesPerNode)
         {
@@ -2128,7 +2290,11 @@ internal sealed class OmniLayerSolver
         var t = _touchCount++;
         _touchIndex[device] = t;
         _touched[t] = device;
-        Array.Clear(_touchDelta, t * _k1, _k1);
+        for (var k = 0; k < _k1; k++)
+        {
+            _touchDelta[(t * _k1) + k] = 0;
+        }
+
         return t;
     }
 
@@ -2138,13 +2304,11 @@ internal sealed class OmniLayerSolver
         for (var t = 0; t < _touchCount; t++)
         {
             var d = _touched[t];
-            var dw = 0.0;
             for (var k = 0; k < _k1; k++)
             {
-                dw += _w[k] * _touchDelta[(t * _k1) + k];
+                var load = _dev[(k * _d) + d];
+                squares += _w[k] * (Sq(load + _touchDelta[(t * _k1) + k]) - Sq(load));
             }
-
-            squares += Sq(_devW[d] + dw) - Sq(_devW[d]);
         }
 
         for (var k = 0; k < _k1; k++)
@@ -2163,7 +2327,6 @@ internal sealed class OmniLayerSolver
 
     private double Total(double squares, double comm)
     {
-        DebugEvals++;
         var objective = BalanceObjective(_newPeak) - _objective;
         var tie = _bestEp > 0 ? TieWeight * squares / (_bestEp * _d) : 0;
         return objective + tie + (_commWeight * comm);
@@ -2253,30 +2416,6 @@ internal sealed class OmniLayerSolver
         }
     }
 
-    public static int DebugChecks;
-    public static bool DebugOn;
-    public static long DebugIterations, DebugEvals, DebugSearches, DebugKicks, DebugKicksKept;
-
-    private void CheckState(string what)
-    {
-        var copy = (double[])_dev.Clone();
-        var obj = _objective;
-        Recompute();
-        for (var i = 0; i < copy.Length; i++)
-        {
-            if (Math.Abs(copy[i] - _dev[i]) > 1e-6 * Math.Max(1, _bestEp))
-            {
-                throw new InvalidOperationException($"{what}: dev[{i}] {copy[i]} vs {_dev[i]}");
-            }
-        }
-
-        if (Math.Abs(obj - _objective) > 1e-6 * Math.Max(1, _bestEp))
-        {
-            throw new InvalidOperationException($"{what}: objective {obj} vs {_objective}");
-        }
-
-        DebugChecks++;
-    }
 
     private void AddTouchedDeltas()
     {
@@ -2431,40 +2570,59 @@ internal sealed class OmniLayerSolver
         return (_w[0] * peaks[0]) + ((1 - _w[0]) * _sortScratch[_quantileRank]);
     }
 
-    /// <summary>
-    /// Writes the fitted row into <paramref name="target"/> keeping every expert that stays on a device in the slot it
-    /// already occupies there (so unchanged experts never move).
-    /// </summary>
+    /// <summary>Writes the solver's row into <paramref name="target"/>, then <see cref="KeepSlots(ReadOnlySpan{int}, Span{int}, int)"/>.</summary>
     public void KeepSlots(ReadOnlySpan<int> current, Span<int> target)
     {
-        var pending = new List<int>(_s);
-        for (var d = 0; d < _d; d++)
+        _row.CopyTo(target);
+        KeepSlots(current, target, _s);
+    }
+
+    /// <summary>
+    /// Permutes <paramref name="row"/> within each device so that every expert (or empty slot) a device holds both
+    /// in <paramref name="current"/> and in <paramref name="row"/> keeps its slot: unchanged experts never move, and
+    /// the number of changed slots can only go down. The others fill the remaining slots in their order.
+    /// </summary>
+    public static void KeepSlots(ReadOnlySpan<int> current, Span<int> row, int slotsPerDevice)
+    {
+        Span<int> wanted = stackalloc int[slotsPerDevice];
+        Span<bool> taken = stackalloc bool[slotsPerDevice];
+        Span<bool> kept = stackalloc bool[slotsPerDevice];
+        for (var first = 0; first < row.Length; first += slotsPerDevice)
         {
-            var fitted = _row.AsSpan(d * _s, _s);
-            var now = current.Slice(d * _s, _s);
-            var output = target.Slice(d * _s, _s);
-            output.Fill(int.MinValue);
-            pending.Clear();
-            foreach (var x in fitted)
+            var now = current.Slice(first, slotsPerDevice);
+            var device = row.Slice(first, slotsPerDevice);
+            device.CopyTo(wanted);
+            taken.Clear();
+            kept.Clear();
+            for (var i = 0; i < slotsPerDevice; i++)
             {
-                var at = x >= 0 ? now.IndexOf(x) : -1;
-                if (at >= 0 && output[at] == int.MinValue)
+                for (var j = 0; j < slotsPerDevice; j++)
                 {
-                    output[at] = x;
-                }
-                else
-                {
-                    pending.Add(x);
+                    if (!taken[j] && wanted[j] == now[i])
+                    {
+                        taken[j] = true;
+                        kept[i] = true;
+                        break;
+                    }
                 }
             }
 
-            var p = 0;
-            for (var i = 0; i < _s; i++)
+            var next = 0;
+            for (var i = 0; i < slotsPerDevice; i++)
             {
-                if (output[i] == int.MinValue)
+                if (kept[i])
                 {
-                    output[i] = pending[p++];
+                    device[i] = now[i];
+                    continue;
                 }
+
+                while (taken[next])
+                {
+                    next++;
+                }
+
+                device[i] = wanted[next];
+                taken[next] = true;
             }
         }
     }

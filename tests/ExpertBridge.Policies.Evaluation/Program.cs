@@ -1,150 +1,150 @@
-using System.Diagnostics;
 using System.Globalization;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
-using ExpertBridge.Policies.Tests.Scaffolding;
+using ExpertBridge.Core.Replay;
+using ExpertBridge.Core.Traces;
+using ExpertBridge.Scripting;
 
+// Evaluation harness for the OmniPlacement scripts on the shared trace suite (see docs/policy-evaluation.md).
+//   pareto  [--cases=drifting,...] [--cadences=300:300,100:100,50:25] [--layers=N] [key=value ...]
+//   static  [--cases=...] [--window=N] [key=value ...]
+//   speed   [--cases=drifting] [--cadences=...] [--layers=N] [--verbose] [key=value ...]
+// The policies are the real scripts (policies/NAME.csx, compiled by the scripting host): --script=NAME picks the
+// OmniPlacement variant (default omniplacement); key=value pairs override its header options.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var mode = args.Length > 0 ? args[0] : "pareto";
-var opts = args.Skip(1).Where(a => a.Contains('=', StringComparison.Ordinal)).Select(a => a.Split('=', 2)).Select(p => new KeyValuePair<string, string>(p[0], p[1])).ToList();
-var small = args.Contains("--small");
-var options = new PolicyOptions(opts, "command line");
+string? Flag(string name) => args.FirstOrDefault(a => a.StartsWith($"--{name}=", StringComparison.Ordinal))?[(name.Length + 3)..];
+var overrides = args.Skip(1).Where(a => !a.StartsWith("--", StringComparison.Ordinal) && a.Contains('=', StringComparison.Ordinal))
+    .Select(a => a.Split('=', 2)).Select(p => new KeyValuePair<string, string>(p[0], p[1])).ToList();
+var layers = Flag("layers") is { } l ? int.Parse(l, CultureInfo.InvariantCulture) : 0;
+var cases = (Flag("cases") ?? (mode == "static" ? string.Join(',', TraceSuite.All.Select(c => c.Name)) : "drifting")).Split(',').Select(TraceSuite.Get).ToList();
+var cadences = (Flag("cadences") ?? "300:300,100:100,50:25").Split(',').Select(c => c.Split(':'))
+    .Select(c => (Window: int.Parse(c[0], CultureInfo.InvariantCulture), Interval: int.Parse(c[1], CultureInfo.InvariantCulture))).ToArray();
 
-var topology = small ? Topology.Create(8, 5, 2) : Topology.Create(32, 9, 4);
-var layersArg = args.FirstOrDefault(a => a.StartsWith("--layers=", StringComparison.Ordinal));
-int layers = layersArg is not null ? int.Parse(layersArg[9..], CultureInfo.InvariantCulture) : small ? 4 : 58, experts = small ? 32 : 256, steps = small ? 600 : 1200, tokens = small ? 1024 : 4096, topK = small ? 4 : 8;
-
-LoadTrace Trace(string regime, int seed) => regime switch
+var policyDirectory = Path.GetFullPath(Flag("policies") ?? Path.Combine(AppContext.BaseDirectory, "../../../../../policies"));
+PolicyHost Open(string name, params (string Key, string Value)[] extra) => PolicyResolver.Open(Path.Combine(policyDirectory, name + ".csx"), new ScriptingOptions
 {
-    "stable" => SyntheticTrace.Generate(layers, experts, steps, tokens, topK, skew: 1.0, seed: seed),
-    "drifting" => SyntheticTrace.Generate(layers, experts, steps, tokens, topK, skew: 1.0, drift: 0.05, seed: seed),
-    _ => SyntheticTrace.Generate(layers, experts, steps, tokens, topK, skew: 1.0, drift: 0.02, switchEvery: 200, seed: seed),
-};
+    Options = new PolicyOptions([.. extra.Select(p => new KeyValuePair<string, string>(p.Key, p.Value)), .. overrides], "command line"),
+    DecisionTimeout = TimeSpan.FromMinutes(5),
+    PolicyDirectory = policyDirectory,
+});
+
+var script = Flag("script") ?? (mode == "static" ? "omniplacement-static" : "omniplacement");
+
+(LoadTrace Trace, TraceCase Case) Load(TraceCase c)
+{
+    var options = layers > 0 ? c.Options with { Layers = Math.Min(layers, c.Options.Layers) } : c.Options;
+    return (TraceGenerator.Generate(options), c);
+}
 
 if (mode == "debug")
 {
-    DebugRun.Run(args);
-    return;
-}
-
-(int, int)[] Cadences()
-{
-    var cadenceArg = args.FirstOrDefault(a => a.StartsWith("--cadences=", StringComparison.Ordinal));
-    return (cadenceArg?[11..] ?? "300:300,100:100,50:25").Split(',').Select(c => c.Split(':')).Select(c => (int.Parse(c[0], CultureInfo.InvariantCulture), int.Parse(c[1], CultureInfo.InvariantCulture))).ToArray();
+    DebugRun.Run();
+    return 0;
 }
 
 switch (mode)
 {
     case "pareto":
-        var regimesArg = args.FirstOrDefault(a => a.StartsWith("--regimes=", StringComparison.Ordinal));
-        foreach (var regime in (regimesArg?[10..] ?? "drifting,switching,stable").Split(','))
+        foreach (var (trace, c) in cases.Select(Load))
         {
-            var trace = Trace(regime, 7);
-            foreach (var (w, i) in Cadences())
+            foreach (var (w, i) in cadences)
             {
-                var sw = Stopwatch.StartNew();
-                var e = MiniReplay.Run(trace, topology, new ReferenceEplb(), w, i, allowColocated: true);
-                var t1 = sw.Elapsed.TotalSeconds;
-                sw.Restart();
-                var o = args.Contains("--eplb-only") ? e : MiniReplay.Run(trace, topology, new OmniPlacementPolicy(options), w, i);
-                var t2 = sw.Elapsed.TotalSeconds;
-                Console.WriteLine($"{regime,-10} ({w},{i}) eplb imb {e.ImbalanceMean:F4} moves {e.ExpertsMoved,7} | omni imb {o.ImbalanceMean:F4} moves {o.ExpertsMoved,7} ({100.0 * o.ExpertsMoved / e.ExpertsMoved:F1}%) {(o.ImbalanceMean <= e.ImbalanceMean && o.ExpertsMoved <= e.ExpertsMoved / 4 ? "MET" : "not met")}  [{t1:F1}s/{t2:F1}s]");
-            }
-        }
-
-        break;
-    case "replay-speed":
-        {
-            var trace = Trace("drifting", 7);
-            foreach (var (w, i) in Cadences())
-            {
-                var times = new List<double>();
-                var score = MiniReplay.Run(trace, topology, new OmniPlacementPolicy(options), w, i, timer: f =>
-                {
-                    var c0 = ThreadClock.Milliseconds();
-                    var d = f();
-                    times.Add(ThreadClock.Milliseconds() - c0);
-                    if (args.Contains("--verbose"))
-                    {
-                        Console.WriteLine($"   {d.Reason} [{times[^1]:F1} ms]");
-                    }
-
-                    return d;
-                });
-                var first = times[0];
-                times.Sort();
-                Console.WriteLine($"({w},{i}) decisions {times.Count} cpu ms: first {first:F1} median {times[times.Count / 2]:F2} p90 {times[(int)(times.Count * 0.9)]:F2} max {times[^1]:F2} | imb {score.ImbalanceMean:F4} moves {score.ExpertsMoved}");
+                var replay = new ReplayOptions { Window = w, Interval = i, ExpertGroups = c.Groups };
+                var eplb = ReplayEngine.Run(trace, c.Topology, BuiltInPolicies.TryCreate("eplb")!, replay);
+                using var host = Open(script);
+                var omni = ReplayEngine.Run(trace, c.Topology, host, replay);
+                var share = (double)omni.ExpertsMoved / eplb.ExpertsMoved;
+                var met = omni.ImbalanceMean <= eplb.ImbalanceMean && share <= 0.25;
+                Console.WriteLine($"{c.Name,-16} ({w},{i}) eplb imbalance {eplb.ImbalanceMean:F4} moves {eplb.ExpertsMoved,7} | omni imbalance {omni.ImbalanceMean:F4} moves {omni.ExpertsMoved,6} ({share:P1}) {(met ? "MET" : "not met")} | omni ms median {omni.PolicyMillisMedian:F1}");
             }
         }
 
         break;
     case "static":
-        double so = 0, se = 0, sb = 0;
-        var worse = 0;
-        foreach (var regime in new[] { "stable", "drifting", "switching" })
         {
-            var trace = Trace(regime, 3);
-            var window = 300;
-            var history = SyntheticTrace.History(trace, trace.Steps - window, window);
-            var load = trace.Sum(trace.Steps - window, window);
-            var current = TrivialPolicy.Build(topology, layers, experts);
-            var staticOptions = new PolicyOptions([new("mode", "static"), new("predictor", "mean"), new("scenarios", "0"), .. opts]);
-            var sw = Stopwatch.StartNew();
-            var omni = new OmniPlacementPolicy(staticOptions).Decide(new PolicyContext(topology, history, current)).Placement!;
-            var ms = sw.Elapsed.TotalMilliseconds;
-            var eplb = ReferenceEplb.Fit(topology, load);
-            double o = 0, e = 0, b = 0;
-            var worseHere = 0;
-            for (var l = 0; l < layers; l++)
+            double omniSum = 0, eplbSum = 0;
+            var worse = 0;
+            foreach (var (trace, c) in cases.Select(Load))
             {
-                var lo = PlacementMetrics.Layer(omni, l, load.Layer(l));
-                var le = PlacementMetrics.Layer(eplb, l, load.Layer(l));
-                o += lo.MaxDeviceLoad;
-                e += le.MaxDeviceLoad;
-                b += lo.BestEp;
-                worseHere += lo.MaxDeviceLoad > le.MaxDeviceLoad + 1e-6 ? 1 : 0;
+                var window = Flag("window") is { } ws ? int.Parse(ws, CultureInfo.InvariantCulture) : trace.Steps;
+                var history = new LoadHistory(trace.Layers, trace.Experts, window);
+                for (var s = trace.Steps - window; s < trace.Steps; s++)
+                {
+                    history.Record(trace.GetStep(s));
+                }
+
+                var load = history.WindowSum(window);
+                var current = TrivialPolicy.Build(c.Topology, trace.Layers, trace.Experts);
+                var context = new PolicyContext(c.Topology, history, current, null, c.Groups);
+                using var host = Open(script);
+                var omni = host.Decide(context).Placement!;
+                var eplb = BuiltInPolicies.TryCreate("eplb")!.Decide(context).Placement!;
+                double o = 0, e = 0, b = 0;
+                var worseHere = 0;
+                for (var layer = 0; layer < trace.Layers; layer++)
+                {
+                    var lo = PlacementMetrics.Layer(omni, layer, load.Layer(layer));
+                    var le = PlacementMetrics.Layer(eplb, layer, load.Layer(layer));
+                    o += lo.MaxDeviceLoad;
+                    e += le.MaxDeviceLoad;
+                    b += lo.BestEp;
+                    worseHere += lo.MaxDeviceLoad > le.MaxDeviceLoad * (1 + 1e-12) ? 1 : 0;
+                }
+
+                omniSum += o;
+                eplbSum += e;
+                worse += worseHere;
+                Console.WriteLine($"{c.Name,-16} busiest device summed over layers: omni/BestEP {o / b:F4} eplb/BestEP {e / b:F4} omni/eplb {o / e:F4} ({(1 - (o / e)):P2} less), layers where omni is busier: {worseHere}");
             }
 
-            so += o; se += e; sb += b; worse += worseHere;
-            Console.WriteLine($"{regime,-10} omni/bestEP {o / b:F4} eplb/bestEP {e / b:F4} omni/eplb {o / e:F4} layers worse {worseHere} [{ms:F0} ms]");
+            Console.WriteLine($"{"all",-16} omni/eplb {omniSum / eplbSum:F4} ({(1 - (omniSum / eplbSum)):P2} less), layers where omni is busier: {worse}");
         }
 
-        Console.WriteLine($"all        omni/bestEP {so / sb:F4} eplb/bestEP {se / sb:F4} omni/eplb {so / se:F4} layers worse {worse}");
         break;
     case "speed":
+        foreach (var (trace, c) in cases.Select(Load))
         {
-            var trace = Trace("drifting", 5);
-            var window = opts.Find(p => p.Key == "window").Value is { } ws ? int.Parse(ws, CultureInfo.InvariantCulture) : 300;
-            var history = SyntheticTrace.History(trace, 0, window);
-            var current = TrivialPolicy.Build(topology, layers, experts);
-            foreach (var m in (opts.Find(p => p.Key == "modes").Value ?? "static,adaptive-cold,adaptive-warm").Split(','))
+            foreach (var (w, i) in cadences)
             {
                 var times = new List<double>();
-                Placement? warm = null;
-                if (m == "adaptive-warm")
-                {
-                    warm = ReferenceEplb.Fit(topology, history.WindowSum(window));
-                    warm = new OmniPlacementPolicy(new PolicyOptions([new("move-budget", "1"), .. opts])).Decide(new PolicyContext(topology, SyntheticTrace.History(trace, 200, window), current)).Placement ?? current;
-                }
-
-                for (var rep = 0; rep < (opts.Any(p => p.Key == "reps") ? 1 : 15); rep++)
-                {
-                    var policy = new OmniPlacementPolicy(new PolicyOptions(m == "static" ? [new("mode", "static"), .. opts] : [new("move-budget", "1"), .. opts]));
-                    var sw = Stopwatch.StartNew();
-                    var d = policy.Decide(new PolicyContext(topology, history, warm ?? current));
-                    times.Add(sw.Elapsed.TotalMilliseconds);
-                    if (rep == 0)
-                    {
-                        Console.WriteLine($"  {m}: {d.Reason}");
-                    }
-                }
-
+                using var host = Open(script);
+                var policy = new TimedPolicy(host, times, args.Contains("--verbose"));
+                var result = ReplayEngine.Run(trace, c.Topology, policy, new ReplayOptions { Window = w, Interval = i, ExpertGroups = c.Groups });
+                var first = times[0];
                 times.Sort();
-                Console.WriteLine($"{m,-14} median {times[times.Count / 2]:F2} ms  min {times[0]:F2} max {times[^1]:F2}");
+                Console.WriteLine($"{c.Name} ({w},{i}) {times.Count} decisions, process CPU ms: first {first:F1} median {times[times.Count / 2]:F2} p90 {times[(int)(times.Count * 0.9)]:F2} max {times[^1]:F2} | imbalance {result.ImbalanceMean:F4} moves {result.ExpertsMoved}");
             }
         }
 
         break;
+    default:
+        Console.Error.WriteLine($"unknown mode '{mode}' (pareto, static, speed)");
+        return 2;
 }
 
-Console.WriteLine($"searches {OmniLayerSolver.DebugSearches} iterations {OmniLayerSolver.DebugIterations} evals {OmniLayerSolver.DebugEvals} kicks {OmniLayerSolver.DebugKicks} kept {OmniLayerSolver.DebugKicksKept} findbest {OmniLayerSolver.DebugFindBest} findms {OmniLayerSolver.DebugFindTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency:F0} buildms {OmniLayerSolver.DebugBuildTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency:F0}");
+return 0;
+
+/// <summary>
+/// Wraps a policy and records each decision's process CPU time (the scripting host runs the call on a worker
+/// thread; on a shared machine CPU time, unlike wall time, does not count the neighbours' share of the cores).
+/// </summary>
+internal sealed class TimedPolicy(IPlacementPolicy inner, List<double> times, bool verbose) : IPlacementPolicy
+{
+    public string Name => inner.Name;
+
+    public PolicyDecision Decide(PolicyContext context)
+    {
+        using var process = System.Diagnostics.Process.GetCurrentProcess();
+        var start = process.TotalProcessorTime;
+        var decision = inner.Decide(context);
+        process.Refresh();
+        times.Add((process.TotalProcessorTime - start).TotalMilliseconds);
+        if (verbose)
+        {
+            Console.WriteLine($"   step {context.Step}: {decision.Reason} [{times[^1]:F1} ms]");
+        }
+
+        return decision;
+    }
+}
