@@ -1,28 +1,35 @@
 using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
+using ExpertBridge.Core.Replay;
 using ExpertBridge.Core.Traces;
+using ExpertBridge.Scripting;
 
 internal static class DebugRun
 {
-    public static void Run()
+    public static void Run(string policies)
     {
-        var topology = Topology.Create(8, 5);
-        var trace = TraceGenerator.Generate(new TraceOptions { Layers = 4, Experts = 32, Steps = 100, TokensPerStep = 512, TopK = 4, Skew = 1.2, Seed = 3 });
-        var history = new LoadHistory(4, 32, 100);
-        for (var s = 0; s < 100; s++)
+        var r = PolicyCheck.Run(Path.Combine(policies, "omniplacement.csx"), new ScriptingOptions { UseCache = false });
+        foreach (var line in r.Lines)
         {
-            history.Record(trace.GetStep(s));
+            Console.WriteLine(line);
         }
 
-        var policy = new OmniPlacementPolicy();
-        var current = TrivialPolicy.Build(topology, 4, 32);
-        for (var call = 0; call < 5; call++)
+        foreach (var script in new[] { "omniplacement-static", "omniplacement-incremental" })
         {
-            var d = policy.Decide(new PolicyContext(topology, history, current, step: 100 * (call + 1)));
-            Console.WriteLine($"{d.Reason} moved {(d.Placement is null ? 0 : PlacementDiff.CountChanges(current, d.Placement))}");
-            if (d.Placement is { } p)
+            var c = TraceSuite.Get(TraceSuite.DriftingSmall);
+            using var host = PolicyResolver.Open(Path.Combine(policies, script + ".csx"), new ScriptingOptions { UseCache = false, DecisionTimeout = TimeSpan.FromMinutes(2) });
+            var history = new LoadHistory(4, 32, 50);
+            var trace = c.Generate();
+            for (var s = 0; s < 50; s++)
             {
-                current = p;
+                history.Record(trace.GetStep(s));
+            }
+
+            var result = ReplayEngine.Run(trace, c.Topology, host, new ReplayOptions { Window = 50, Interval = 25, ExpertGroups = c.Groups });
+            Console.WriteLine($"{script}: failed {host.Stats.Failed}");
+            foreach (var d in result.Decisions)
+            {
+                Console.WriteLine($"   {d.Step} {d.Reason}");
             }
         }
     }

@@ -29,18 +29,18 @@ PolicyHost Open(string name, params (string Key, string Value)[] extra) => Polic
     PolicyDirectory = policyDirectory,
 });
 
+if (mode == "debug")
+{
+    DebugRun.Run(policyDirectory);
+    return 0;
+}
+
 var script = Flag("script") ?? (mode == "static" ? "omniplacement-static" : "omniplacement");
 
 (LoadTrace Trace, TraceCase Case) Load(TraceCase c)
 {
     var options = layers > 0 ? c.Options with { Layers = Math.Min(layers, c.Options.Layers) } : c.Options;
     return (TraceGenerator.Generate(options), c);
-}
-
-if (mode == "debug")
-{
-    DebugRun.Run();
-    return 0;
 }
 
 switch (mode)
