@@ -27,7 +27,9 @@ bash "$work/bindings/abi-check.sh" 2>&1 | tee "$out/abi-check.log"
 abi=${PIPESTATUS[0]}
 
 echo "==> gpu smoke"
-NCCL_DEBUG="${NCCL_DEBUG:-WARN}" "$work/gpusmoke/ExpertBridge.GpuSmoke" --json "$out/gpu-smoke.json" "${SMOKE_ARGS[@]:-}" 2>&1 | tee "$out/gpu-smoke.log"
+# SMOKE_ARGS (e.g. "--bytes 1073741824 --iterations 10") is split into words on purpose.
+# shellcheck disable=SC2086
+NCCL_DEBUG="${NCCL_DEBUG:-WARN}" "$work/gpusmoke/ExpertBridge.GpuSmoke" --json "$out/gpu-smoke.json" ${SMOKE_ARGS:-} 2>&1 | tee "$out/gpu-smoke.log"
 smoke=${PIPESTATUS[0]}
 
 echo "abi-check exit $abi, gpu smoke exit $smoke; results in $out"
