@@ -75,17 +75,21 @@ public class GeneratorSnapshotTests
     public void Generate_VersionedEntryPoints_BindTheVersionedSymbol()
     {
         var settings = Settings();
-        settings.EntryPoints = new() { ["fooAlloc"] = "fooAlloc_v2" };
+        settings.EntryPoints = new() { ["fooAlloc"] = "fooAlloc_v2", ["fooElapsed"] = "fooElapsed_v2" };
+        settings.EntryPointFallbacks = new() { ["fooElapsed"] = "fooElapsed" };
         var files = Generate("""
             #include <stddef.h>
             typedef unsigned long long FooPtr;
             int fooAlloc(FooPtr *ptr, size_t bytes);
             int fooFree(FooPtr ptr);
+            int fooElapsed(float *ms, FooPtr a);
             """, settings);
         Verify("VersionedEntryPoints", files);
         var functions = files[0].Contents;
         Assert.Contains("EntryPoint = \"fooAlloc_v2\"", functions, StringComparison.Ordinal);
         Assert.Contains("public static extern int Alloc(ulong* ptr, nuint bytes);", functions, StringComparison.Ordinal);
+        Assert.Contains("ResolveExport(\"fooElapsed_v2\", \"fooElapsed\")", functions, StringComparison.Ordinal);
+        Assert.Contains("private static partial nint ResolveExport(string symbol, string fallback);", functions, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -88,6 +88,15 @@ public class LibraryResolverTests(StubLibraries stubs)
     }
 
     [Fact]
+    public unsafe void Cuda_EventElapsedTimeOnDriverWithoutV2_FallsBackToV1Symbol()
+    {
+        stubs.SkipIfUnavailable();
+        float ms;
+        Assert.Equal(CUresult.Success, Cuda.EventElapsedTime(&ms, CUevent.Null, CUevent.Null));
+        Assert.Equal(1.5f, ms);
+    }
+
+    [Fact]
     public void Cuda_FailedStatus_ExceptionCarriesDriverNameTextAndCall()
     {
         stubs.SkipIfUnavailable();

@@ -6,7 +6,8 @@ namespace ExpertBridge.Bindings.Tests;
 /// Tiny stand-ins for libcuda, libnccl, libascendcl and libhccl, compiled with gcc once per test run, and the
 /// EXPERTBRIDGE_*_LIBRARY variables pointing at them, set before any test touches a binding's static class (the
 /// bindings probe once per process). Each stub returns a fixed failure status with a recognisable message, and
-/// the CUDA stub exports both cuMemAlloc (legacy, returns an error) and cuMemAlloc_v2 (returns a fake pointer).
+/// the CUDA stub exports both cuMemAlloc (legacy, returns an error) and cuMemAlloc_v2 (returns a fake pointer),
+/// and cuEventElapsedTime without cuEventElapsedTime_v2 (as drivers before CUDA 12.8).
 /// Without gcc the tests that need them skip.
 /// </summary>
 public sealed class StubLibraries
@@ -16,6 +17,7 @@ public sealed class StubLibraries
         CUresult cuInit(unsigned int flags) { (void)flags; return 100; }
         CUresult cuMemAlloc(unsigned int *p, unsigned int n) { (void)p; (void)n; return 999; }
         CUresult cuMemAlloc_v2(unsigned long long *p, unsigned long n) { *p = 0x1000 + n; return 0; }
+        CUresult cuEventElapsedTime(float *ms, void *start, void *end) { (void)start; (void)end; *ms = 1.5f; return 0; }
         CUresult cuGetErrorName(CUresult e, const char **s) { if (e != 100) { *s = 0; return 1; } *s = "CUDA_ERROR_NO_DEVICE"; return 0; }
         CUresult cuGetErrorString(CUresult e, const char **s) { if (e != 100) { *s = 0; return 1; } *s = "no CUDA-capable device is detected (stub)"; return 0; }
         """;

@@ -114,7 +114,5 @@ internal static unsafe class Gpu
 
     public static void FreeHost(byte* p) => Check(Cuda.MemFreeHost(p));
 
-    public static string ErrorOf(Exception e) => e.Message;
-
     public static void Zero(byte* p, long bytes) => NativeMemory.Clear(p, (nuint)bytes);
 }

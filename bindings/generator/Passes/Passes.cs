@@ -106,6 +106,14 @@ internal sealed class EntryPointPass : IModelPass
                 throw new GeneratorException($"{subject}: entryPoints.{api}: empty symbol (rule: settings schema)");
             f.EntryPoint = symbol;
         }
+        foreach (var (api, symbol) in settings.EntryPointFallbacks)
+        {
+            var f = model.Functions.FirstOrDefault(x => x.CName == api)
+                ?? throw new GeneratorException($"{subject}: entryPointFallbacks.{api}: no such function in the manifest (rule: settings name manifest declarations)");
+            if (string.IsNullOrWhiteSpace(symbol) || symbol == f.EntryPoint)
+                throw new GeneratorException($"{subject}: entryPointFallbacks.{api}: '{symbol}' must be another symbol than the entry point '{f.EntryPoint}' (rule: settings schema)");
+            f.FallbackEntryPoint = symbol;
+        }
     }
 }
 
