@@ -105,9 +105,10 @@ internal static unsafe class DeviceStages
     {
         var bytes = options.Bytes;
         int canFromTo, canToFrom, rank;
-        Gpu.Check(Cuda.DeviceCanAccessPeer(&canFromTo, from, to));
-        Gpu.Check(Cuda.DeviceCanAccessPeer(&canToFrom, to, from));
-        Gpu.Check(Cuda.DeviceGetP2PAttribute(&rank, CUdeviceP2PAttribute.PerformanceRank, from, to));
+        var (fromDevice, toDevice) = (Gpu.Device(from), Gpu.Device(to));
+        Gpu.Check(Cuda.DeviceCanAccessPeer(&canFromTo, fromDevice, toDevice));
+        Gpu.Check(Cuda.DeviceCanAccessPeer(&canToFrom, toDevice, fromDevice));
+        Gpu.Check(Cuda.DeviceGetP2PAttribute(&rank, CUdeviceP2PAttribute.PerformanceRank, fromDevice, toDevice));
         var ctxTo = Gpu.Activate(to);
         var ctxFrom = Gpu.Activate(from);
         string EnablePeer(CUcontext peer, int can)
@@ -165,6 +166,7 @@ internal static unsafe class DeviceStages
         }
         finally
         {
+            Gpu.Activate(from);
             Gpu.Check(Cuda.MemFree(srcDevice));
             Gpu.FreeHost(host);
             Gpu.Check(Cuda.StreamDestroy(stream));

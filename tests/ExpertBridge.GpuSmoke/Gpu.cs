@@ -93,15 +93,15 @@ internal static unsafe class Gpu
     /// <summary>The test pattern: every 8-byte word is a function of its index, so misplaced data is caught.</summary>
     public static void Fill(byte* p, long bytes)
     {
-        var words = new Span<ulong>(p, checked((int)(bytes / 8)));
-        for (var i = 0; i < words.Length; i++) words[i] = Word(i);
+        var words = (ulong*)p;
+        for (long i = 0, n = bytes / 8; i < n; i++) words[i] = Word(i);
     }
 
-    /// <summary>The index of the first 8-byte word that differs from the pattern, or -1.</summary>
+    /// <summary>The index of the first 8-byte word from <paramref name="fromByte"/> on that differs from the pattern, or -1.</summary>
     public static long FirstMismatch(byte* p, long bytes, long fromByte = 0)
     {
-        var words = new ReadOnlySpan<ulong>(p, checked((int)(bytes / 8)));
-        for (var i = (int)(fromByte / 8); i < words.Length; i++)
+        var words = (ulong*)p;
+        for (long i = fromByte / 8, n = bytes / 8; i < n; i++)
         {
             if (words[i] != Word(i)) return i;
         }

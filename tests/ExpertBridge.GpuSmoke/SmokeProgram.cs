@@ -153,7 +153,8 @@ internal sealed class Report
             Set(name, result);
             return result;
         }
-        catch (Exception e) when (e is CudaException or NcclException or InvalidOperationException or IOException)
+        catch (Exception e) when (e is CudaException or NcclException or InvalidOperationException or IOException
+            or DllNotFoundException or EntryPointNotFoundException)
         {
             Fail(name, e.Message);
             return null;
