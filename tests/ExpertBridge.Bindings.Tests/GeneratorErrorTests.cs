@@ -43,6 +43,15 @@ public class GeneratorErrorTests
         Assert.Contains("add a rename", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Generate_RemapOfUndeclaredType_NamesTheSettingsKey()
+    {
+        var settings = GeneratorSnapshotTests.Settings();
+        settings.TypeRemaps = new() { ["cudaStream_t"] = "global::Other.CUstream" };
+        var e = Fails("int fooSync(void);\n", settings);
+        Assert.Contains("typeRemaps names 'cudaStream_t'", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("union U { int a; float b; };\n", "unions are not supported")]
     [InlineData("int fooPrint(const char *fmt, ...);\n", "variadic functions are not supported")]

@@ -179,6 +179,8 @@ internal sealed class NamingPass : IModelPass
         }
         foreach (var name in settings.FlagEnums.Where(n => model.Enums.All(e => e.CName != n)))
             throw new GeneratorException($"{subject}: flagEnums names '{name}', which is no enum of the manifest (rule: settings name manifest declarations)");
+        foreach (var name in settings.TypeRemaps.Keys.Where(n => !model.Names.ContainsKey(n)))
+            throw new GeneratorException($"{subject}: typeRemaps names '{name}', which the manifest does not declare (rule: settings name manifest declarations)");
         foreach (var name in settings.Renames.Keys.Where(n => !IsDeclared(model, n)))
             throw new GeneratorException($"{subject}: renames names '{name}', which the manifest does not declare (rule: settings name manifest declarations)");
     }
