@@ -23,7 +23,9 @@ tar xzf "$bundle" -C "$work" || { echo "cannot unpack $bundle" >&2; exit 2; }
 cat "$out/machine.txt"
 
 echo "==> abi-check (bindings/abi-check.sh)"
-bash "$work/bindings/abi-check.sh" 2>&1 | tee "$out/abi-check.log"
+abi_script="$work/bindings/abi-check.sh"
+[ -f "$abi_script" ] || abi_script="$(cd "$(dirname "$0")/../.." && pwd)/bindings/abi-check.sh"  # an older bundle: the tree's
+bash "$abi_script" 2>&1 | tee "$out/abi-check.log"
 abi=${PIPESTATUS[0]}
 
 echo "==> gpu smoke"
