@@ -61,6 +61,9 @@ public readonly record struct BridgeStats(
 /// </summary>
 public sealed partial class Bridge : IDisposable
 {
+    /// <summary>The rule a step recorded with an unknown mapping epoch breaks.</summary>
+    public const string RuleEpoch = "the epoch is the mapping in force or the one before it";
+
     private static readonly TimeSpan s_idlePoll = TimeSpan.FromMilliseconds(200);
 
     private readonly HostConfig _config;
@@ -228,7 +231,7 @@ public sealed partial class Bridge : IDisposable
             }
             else
             {
-                throw new InputException("step loads", "the epoch is the mapping in force or the one before it", $"epoch {epoch}, the mapping in force is epoch {_epoch}");
+                throw new InputException("step loads", RuleEpoch, $"epoch {epoch}, the mapping in force is epoch {_epoch}");
             }
 
             var experts = _config.Experts;
