@@ -1,0 +1,181 @@
+namespace ExpertBridge.Core.Latency;
+
+/// <summary>Latency of one step under one placement: the sum over MoE layers of the slowest device, plus non-MoE time.</summary>
+public readonly record struct StepLatency(double Millis, double MoeMillis, double ComputeMillisOfSlowest, double CommMillisOfSlowest);
+
+/// <summary>
+/// Turns a placement and one step's routed tokens into step latency (docs/latency-model.md):
+/// per MoE layer, each device's time = its expert compute (the calibrated per-expert FFN time for the tokens each of
+/// its slots receives; a replicated expert's tokens split evenly over its replicas; an expert with no tokens is
+/// skipped; experts back to back on one device cost <see cref="GemmTable.BackToBackFactor"/> of one-by-one) plus
+/// dispatch and combine (the token bytes it receives from other devices, over NVLink-class bandwidth inside a node
+/// and network bandwidth across nodes; tokens start spread evenly over devices, as with data-parallel attention);
+/// the layer waits for its slowest device; the step adds a per-layer non-MoE constant.
+/// Pure and allocation-free per call once constructed (scratch buffers are per instance: not thread-safe).
+/// </summary>
+public sealed class LatencyModel
+{
+    private readonly double _shapeScale;
+    private double[] _compute = [];
+    private double[] _tokens = [];
+    private int[] _active = [];
+
+    public LatencyModel(MoeModel model, GemmTable table, Interconnect interconnect)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(interconnect);
+        Model = model;
+        Table = table;
+        Interconnect = interconnect;
+
+        // A table measured for another expert shape is scaled by weight size (both the memory-bound and the
+        // compute-bound regime scale with hidden x intermediate).
+        _shapeScale = table.Hidden > 0 && table.Intermediate > 0
+            ? (double)model.Hidden * model.ExpertIntermediate / ((double)table.Hidden * table.Intermediate)
+            : 1.0;
+    }
+
+    public MoeModel Model { get; }
+
+    public GemmTable Table { get; }
+
+    public Interconnect Interconnect { get; }
+
+    /// <summary>Latency of one step: <paramref name="stepCounts"/> is [layers, experts] tokens routed to each logical expert.</summary>
+    public StepLatency Step(Placement placement, ReadOnlySpan<float> stepCounts)
+    {
+        ArgumentNullException.ThrowIfNull(placement);
+        var experts = placement.LogicalExperts;
+        if (stepCounts.Length != placement.Layers * experts)
+        {
+            throw new InputException("step loads", PlacementValidator.RuleShape, $"expected {placement.Layers * experts} values, got {stepCounts.Length}");
+        }
+
+        double total = 0, moe = 0, slowCompute = 0, slowComm = 0;
+        Span<int> replicas = experts <= 1024 ? stackalloc int[experts] : new int[experts];
+        for (var l = 0; l < placement.Layers; l++)
+        {
+            var row = placement.Layer(l);
+            replicas.Clear();
+            foreach (var e in row)
+            {
+                if (e >= 0)
+                {
+                    replicas[e]++;
+                }
+            }
+
+            var (layerMs, compute, comm) = Layer(placement.Topology, row, stepCounts.Slice(l * experts, experts), replicas);
+            moe += layerMs;
+            slowCompute += compute;
+            slowComm += comm;
+            total += layerMs + Model.NonMoeMillisPerLayer;
+        }
+
+        return new StepLatency(total, moe, slowCompute, slowComm);
+    }
+
+    /// <summary>
+    /// BestEP, as OmniPlacement's report defines it: the same tokens per layer routed uniformly over the experts (every
+    /// expert gets total / experts), each device holding experts / devices of them, no replicas.
+    /// </summary>
+    public StepLatency BestEp(Topology topology, int experts, ReadOnlySpan<float> stepCounts)
+    {
+        ArgumentNullException.ThrowIfNull(topology);
+        var layers = stepCounts.Length / experts;
+        double total = 0, moe = 0, slowCompute = 0, slowComm = 0;
+        var perDevice = (double)experts / topology.Devices;
+        for (var l = 0; l < layers; l++)
+        {
+            double sum = 0;
+            foreach (var c in stepCounts.Slice(l * experts, experts))
+            {
+                sum += c;
+            }
+
+            var perExpert = sum / experts;
+            var compute = perDevice * Table.Millis(perExpert) * _shapeScale * (perDevice > 1 ? Table.BackToBackFactor : 1.0);
+            var comm = CommMillis(topology, sum / topology.Devices);
+            var layerMs = compute + comm;
+            moe += layerMs;
+            slowCompute += compute;
+            slowComm += comm;
+            total += layerMs + Model.NonMoeMillisPerLayer;
+        }
+
+        return new StepLatency(total, moe, slowCompute, slowComm);
+    }
+
+    /// <summary>Tokens per step: the routed token-expert pairs of the first layer over top-k.</summary>
+    public double TokensPerStep(ReadOnlySpan<float> stepCounts, int experts)
+    {
+        double sum = 0;
+        foreach (var c in stepCounts[..experts])
+        {
+            sum += c;
+        }
+
+        return sum / Model.TopK;
+    }
+
+    private (double LayerMillis, double Compute, double Comm) Layer(Topology topology, ReadOnlySpan<int> row, ReadOnlySpan<float> counts, ReadOnlySpan<int> replicas)
+    {
+        var devices = topology.Devices;
+        if (_compute.Length != devices)
+        {
+            _compute = new double[devices];
+            _tokens = new double[devices];
+            _active = new int[devices];
+        }
+
+        Array.Clear(_compute);
+        Array.Clear(_tokens);
+        Array.Clear(_active);
+        for (var s = 0; s < row.Length; s++)
+        {
+            var e = row[s];
+            if (e < 0)
+            {
+                continue;
+            }
+
+            var t = counts[e] / (double)replicas[e];
+            if (t <= 0)
+            {
+                continue;
+            }
+
+            var d = topology.DeviceOf(s);
+            _compute[d] += Table.Millis(t) * _shapeScale;
+            _tokens[d] += t;
+            _active[d]++;
+        }
+
+        double worst = 0, worstCompute = 0, worstComm = 0;
+        for (var d = 0; d < devices; d++)
+        {
+            var compute = _compute[d] * (_active[d] > 1 ? Table.BackToBackFactor : 1.0);
+            var comm = CommMillis(topology, _tokens[d]);
+            var time = compute + comm;
+            if (time > worst)
+            {
+                worst = time;
+                worstCompute = compute;
+                worstComm = comm;
+            }
+        }
+
+        return (worst, worstCompute, worstComm);
+    }
+
+    // Dispatch + combine for a device that receives `tokens` token-expert pairs; tokens start spread evenly over devices.
+    private double CommMillis(Topology topology, double tokens)
+    {
+        var p = (double)topology.Devices;
+        var intraShare = (topology.DevicesPerNode - 1) / p;
+        var interShare = (p - topology.DevicesPerNode) / p;
+        var bytes = tokens * (Model.DispatchBytesPerToken + Model.CombineBytesPerToken);
+        return (bytes * intraShare / (Interconnect.IntraNodeGBps * 1e6)) + (bytes * interShare / (Interconnect.InterNodeGBps * 1e6));
+    }
+}
