@@ -48,6 +48,7 @@ public readonly record struct BridgeStats(
     long PolicyReloads,
     long PolicyFailures,
     long RelocationFailures,
+    long StepsDropped,
     int PendingLayers,
     double Balancedness,
     double Imbalance,
@@ -65,12 +66,17 @@ public sealed partial class Bridge : IDisposable
     public const string RuleEpoch = "the epoch is the mapping in force or the one before it";
 
     private static readonly TimeSpan s_idlePoll = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan s_drainSlice = TimeSpan.FromMilliseconds(20);
 
     private readonly HostConfig _config;
     private readonly ILogger _log;
     private readonly IPolicySource _policy;
     private readonly IExpertRelocator _relocator;
     private readonly object _gate = new();
+    private readonly int _stride;
+    private readonly int _rawCapacity;
+    private readonly int[] _raw;
+    private readonly Placement[] _rawMapping;
     private readonly LoadHistory _history;
     private readonly double[] _window;
     private readonly float[] _scratch;
@@ -85,7 +91,7 @@ public sealed partial class Bridge : IDisposable
     private Placement _placement;
     private Placement _previous;
     private long _epoch;
-    private long _steps;
+    private long _recorded; // steps written into _raw; published with release semantics after each write
     private int _pendingLayers;
     private bool _forceRequested;
     private bool _disposed;
@@ -99,7 +105,10 @@ public sealed partial class Bridge : IDisposable
     private double _imbalance = 1;
     private double _lastPolicyMs;
 
-    // Worker-only.
+    // Worker-only: the raw steps folded into the history so far, and the logical-load history with its window sum.
+    private long _consumed;
+    private long _dropped;
+    private long _lastDropLog = long.MinValue / 2;
     private long _lastCheckedStep = -1;
     private long _lastRebalanceStep = long.MinValue / 2;
     private Task? _abandonedPolicyCall;
@@ -113,13 +122,17 @@ public sealed partial class Bridge : IDisposable
         _log = loggerFactory.CreateLogger("ExpertBridge.Host");
         Metrics = new BridgeMetrics(config.Layers);
         _slots = config.Topology.Slots;
-        _history = new LoadHistory(config.Layers, config.Experts, config.Rebalance.WindowSteps);
-        _window = new double[config.Layers * config.Experts];
-        _scratch = new float[config.Layers * config.Experts];
         _placement = TrivialPolicy.Build(config.Topology, config.Layers, config.Experts);
         _previous = _placement;
         var cadence = config.Rebalance.CadenceSteps;
         _wakeEvery = cadence > 0 ? Math.Min(cadence, config.Rebalance.CheckEverySteps) : config.Rebalance.CheckEverySteps;
+        _stride = config.Layers * _slots;
+        _rawCapacity = (int)Math.Clamp(4L * _wakeEvery, 256, Math.Max(256, (64L << 20) / (4L * _stride)));
+        _raw = new int[(long)_rawCapacity * _stride];
+        _rawMapping = new Placement[_rawCapacity];
+        _history = new LoadHistory(config.Layers, config.Experts, config.Rebalance.WindowSteps);
+        _window = new double[config.Layers * config.Experts];
+        _scratch = new float[config.Layers * config.Experts];
 
         _policy = services.PolicySourceFactory?.Invoke(config) ?? PolicySources.Create(config, services.ScriptPolicySourceFactory);
         try
@@ -207,13 +220,20 @@ public sealed partial class Bridge : IDisposable
     /// <summary>
     /// Records one step: <paramref name="slotTokens"/> is [layers, slots] row-major, tokens each physical slot served.
     /// <paramref name="epoch"/> is the mapping epoch the server routed with (-1: the one in force); the counts are mapped
-    /// to logical experts through that epoch's mapping (the one in force or the one before it).
+    /// to logical experts through that epoch's mapping (the one in force or the one before it). The serving thread
+    /// only copies the counts into a ring; the worker folds them into the load history.
     /// </summary>
     public void RecordStep(ReadOnlySpan<int> slotTokens, long epoch = -1)
     {
-        if (slotTokens.Length != Layers * _slots)
+        if (slotTokens.Length != _stride)
         {
-            throw new InputException("step loads", "one count per (layer, physical slot)", $"expected {Layers} x {_slots} = {Layers * _slots} counts, got {slotTokens.Length}");
+            throw new InputException("step loads", "one count per (layer, physical slot)", $"expected {Layers} x {_slots} = {_stride} counts, got {slotTokens.Length}");
+        }
+
+        var negative = slotTokens.IndexOfAnyInRange(int.MinValue, -1);
+        if (negative >= 0)
+        {
+            throw new InputException($"step loads: layer {negative / _slots} slot {negative % _slots}", "token counts >= 0", $"got {slotTokens[negative]}");
         }
 
         bool wake;
@@ -234,50 +254,12 @@ public sealed partial class Bridge : IDisposable
                 throw new InputException("step loads", RuleEpoch, $"epoch {epoch}, the mapping in force is epoch {_epoch}");
             }
 
-            var experts = _config.Experts;
-            var phy2log = mapping.Phy2Log;
-            Array.Clear(_scratch);
-            for (var l = 0; l < Layers; l++)
-            {
-                var rowStart = l * _slots;
-                var outStart = l * experts;
-                for (var s = 0; s < _slots; s++)
-                {
-                    var n = slotTokens[rowStart + s];
-                    if (n < 0)
-                    {
-                        throw new InputException($"step loads: layer {l} slot {s}", "token counts >= 0", $"got {n}");
-                    }
-
-                    var e = phy2log[rowStart + s];
-                    if (e >= 0)
-                    {
-                        _scratch[outStart + e] += n;
-                    }
-                    else if (n > 0)
-                    {
-                        throw new InputException($"step loads: layer {l} slot {s}", "no tokens for an empty slot", $"the slot is empty in epoch {(epoch < 0 ? _epoch : epoch)} but got {n} tokens");
-                    }
-                }
-            }
-
-            if (_history.Count == _history.Capacity)
-            {
-                var oldest = _history.GetStep(0);
-                for (var i = 0; i < _window.Length; i++)
-                {
-                    _window[i] -= oldest[i];
-                }
-            }
-
-            _history.Record(_scratch);
-            for (var i = 0; i < _window.Length; i++)
-            {
-                _window[i] += _scratch[i];
-            }
-
-            _steps++;
-            wake = _steps % _wakeEvery == 0;
+            var n = _recorded;
+            var index = (int)(n % _rawCapacity);
+            slotTokens.CopyTo(_raw.AsSpan(index * _stride, _stride));
+            _rawMapping[index] = mapping;
+            Volatile.Write(ref _recorded, n + 1);
+            wake = (n + 1) % _wakeEvery == 0;
         }
 
         if (wake)
@@ -458,7 +440,7 @@ public sealed partial class Bridge : IDisposable
             lock (_gate)
             {
                 ThrowIfDisposed();
-                return new BridgeStats(_steps, _epoch, _rebalances, _layersCommitted, _expertsMoved, _bytesMoved, _policy.Reloads, _policyFailures, _relocationFailures, _pendingLayers, _balancedness, _imbalance, _lastPolicyMs);
+                return new BridgeStats(_recorded, _epoch, _rebalances, _layersCommitted, _expertsMoved, _bytesMoved, _policy.Reloads, _policyFailures, _relocationFailures, Interlocked.Read(ref _dropped), _pendingLayers, _balancedness, _imbalance, _lastPolicyMs);
             }
         }
     }
@@ -579,11 +561,10 @@ public sealed partial class Bridge : IDisposable
 
     private void Cycle()
     {
+        Drain();
         var rb = _config.Rebalance;
         bool force;
-        long steps;
         Placement current;
-        var window = new double[_window.Length];
         lock (_gate)
         {
             if (_pendingLayers > 0)
@@ -592,20 +573,19 @@ public sealed partial class Bridge : IDisposable
             }
 
             force = _forceRequested;
-            steps = _steps;
-            if (!force && steps - _lastCheckedStep < _wakeEvery)
-            {
-                return;
-            }
-
-            _lastCheckedStep = steps;
-            _window.CopyTo(window, 0);
             current = _placement;
         }
 
+        var steps = _consumed;
+        if (!force && steps - _lastCheckedStep < _wakeEvery)
+        {
+            return;
+        }
+
+        _lastCheckedStep = steps;
         Metrics.StepsTotal(steps);
         Metrics.Reloads(_policy.Reloads);
-        var load = new LoadMatrix(Layers, Experts, window, "load window");
+        var load = new LoadMatrix(Layers, Experts, (double[])_window.Clone(), "load window");
         var report = PlacementMetrics.Evaluate(current, load);
         Metrics.Balance(report);
         lock (_gate)
@@ -633,6 +613,103 @@ public sealed partial class Bridge : IDisposable
         CompleteWaiters(outcome);
     }
 
+    /// <summary>
+    /// Folds the steps the serving thread recorded since the last call into the logical-load history and the window
+    /// sum, each through the mapping it was routed with. A step overwritten before it was read (the worker fell more
+    /// than the ring behind) is dropped and counted.
+    /// </summary>
+    private void Drain()
+    {
+        var published = Volatile.Read(ref _recorded);
+        long dropped = 0;
+        while (_consumed < published)
+        {
+            if (published - _consumed > _rawCapacity)
+            {
+                // Fell a whole ring behind: skip to half a ring behind, so the reads do not race the writer.
+                var resume = published - (_rawCapacity / 2);
+                dropped += resume - _consumed;
+                _consumed = resume;
+            }
+
+            var c = _consumed;
+            var index = (int)(c % _rawCapacity);
+            var mapping = Volatile.Read(ref _rawMapping[index]);
+            Fold(_raw.AsSpan(index * _stride, _stride), mapping.Phy2Log);
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref _recorded) >= c + _rawCapacity)
+            {
+                dropped++; // the writer reached this entry while it was read
+                _consumed = c + 1;
+                published = Volatile.Read(ref _recorded);
+                continue;
+            }
+
+            if (_history.Count == _history.Capacity)
+            {
+                var oldest = _history.GetStep(0);
+                for (var i = 0; i < _window.Length; i++)
+                {
+                    _window[i] -= oldest[i];
+                }
+            }
+
+            _history.Record(_scratch);
+            for (var i = 0; i < _window.Length; i++)
+            {
+                _window[i] += _scratch[i];
+            }
+
+            _consumed = c + 1;
+        }
+
+        if (dropped > 0)
+        {
+            Dropped(dropped);
+        }
+    }
+
+    private void Fold(ReadOnlySpan<int> raw, ReadOnlySpan<int> phy2log)
+    {
+        Array.Clear(_scratch);
+        var emptyButServed = false;
+        var experts = Experts;
+        for (var l = 0; l < Layers; l++)
+        {
+            var row = l * _slots;
+            var outRow = l * experts;
+            for (var s = 0; s < _slots; s++)
+            {
+                var e = phy2log[row + s];
+                if (e >= 0)
+                {
+                    _scratch[outRow + e] += raw[row + s];
+                }
+                else if (raw[row + s] > 0)
+                {
+                    emptyButServed = true;
+                }
+            }
+        }
+
+        if (emptyButServed)
+        {
+            Metrics.Failure("tokens_in_empty_slot"); // the server routed to a slot its mapping leaves empty
+        }
+    }
+
+    private void Dropped(long steps)
+    {
+        Interlocked.Add(ref _dropped, steps);
+        Metrics.StepsDropped(steps);
+        var now = Environment.TickCount64;
+        if (now - _lastDropLog >= 1000)
+        {
+            _lastDropLog = now;
+            LogDropped(_log, _dropped);
+        }
+    }
+
     private void CompleteWaiters(RebalanceOutcome outcome)
     {
         TaskCompletionSource<RebalanceOutcome>[] waiters;
@@ -650,14 +727,10 @@ public sealed partial class Bridge : IDisposable
 
     private RebalanceOutcome Rebalance(Placement current, LoadMatrix load, PlacementReport before, long steps)
     {
-        LoadHistory snapshot;
-        lock (_gate)
+        var snapshot = new LoadHistory(Layers, Experts, Math.Max(1, _history.Count));
+        for (var i = 0; i < _history.Count; i++)
         {
-            snapshot = new LoadHistory(Layers, Experts, Math.Max(1, _history.Count));
-            for (var i = 0; i < _history.Count; i++)
-            {
-                snapshot.Record(_history.GetStep(i));
-            }
+            snapshot.Record(_history.GetStep(i));
         }
 
         var layerBytes = new long[Layers];
@@ -708,6 +781,7 @@ public sealed partial class Bridge : IDisposable
         for (var i = 0; i < layers.Count; i++)
         {
             var l = layers[i];
+            Drain();
             StagedLayer staged;
             try
             {
@@ -759,7 +833,16 @@ public sealed partial class Bridge : IDisposable
         bool finished;
         try
         {
-            finished = call.Wait(_config.PolicyTimeout);
+            // Keep folding recorded steps while the policy runs, so the raw ring does not overflow.
+            while (!call.IsCompleted && clock.Elapsed < _config.PolicyTimeout)
+            {
+                var left = _config.PolicyTimeout - clock.Elapsed;
+                call.Wait(left < s_drainSlice ? left : s_drainSlice);
+                Drain();
+            }
+
+            finished = call.IsCompleted;
+            call.Wait(0);
         }
         catch (AggregateException ex)
         {
@@ -877,6 +960,9 @@ public sealed partial class Bridge : IDisposable
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "commit failed; staged layers were dropped")]
     private static partial void LogCommitFailed(ILogger log, Exception ex);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Total} recorded step(s) dropped so far: steps arrive faster than the worker folds them (a CPU-starved worker, or steps of a few microseconds)")]
+    private static partial void LogDropped(ILogger log, long total);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "bridge worker error")]
     private static partial void LogWorkerError(ILogger log, Exception ex);

@@ -15,6 +15,7 @@ public sealed class BridgeMetrics : IDisposable
     private readonly Gauge _layerImbalance;
     private readonly Gauge _epoch;
     private readonly Counter _steps;
+    private readonly Counter _stepsDropped;
     private readonly Counter _rebalances;
     private readonly Counter _expertsMoved;
     private readonly Counter _bytesMoved;
@@ -34,6 +35,7 @@ public sealed class BridgeMetrics : IDisposable
         _layerImbalance = f.CreateGauge("expertbridge_layer_imbalance", "Max/mean device load of one layer in the window, under the mapping in force.", "layer");
         _epoch = f.CreateGauge("expertbridge_epoch", "Mapping epoch: bumped at every step boundary that commits a layer.");
         _steps = f.CreateCounter("expertbridge_steps_total", "Steps recorded.");
+        _stepsDropped = f.CreateCounter("expertbridge_steps_dropped_total", "Recorded steps the worker could not fold into the history in time (the ring overflowed).");
         _rebalances = f.CreateCounter("expertbridge_rebalances_total", "Rebalances whose new placement was staged for commit.");
         _expertsMoved = f.CreateCounter("expertbridge_experts_moved_total", "Slots that received another expert (committed).");
         _bytesMoved = f.CreateCounter("expertbridge_bytes_moved_total", "Expert weight bytes copied into slots (committed).");
@@ -81,6 +83,8 @@ public sealed class BridgeMetrics : IDisposable
     }
 
     internal void StepsTotal(long total) => _steps.IncTo(total);
+
+    internal void StepsDropped(long n) => _stepsDropped.Inc(n);
 
     internal void Rebalanced() => _rebalances.Inc();
 

@@ -286,6 +286,7 @@ public static unsafe class Exports
                 PolicyReloads = s.PolicyReloads,
                 PolicyFailures = s.PolicyFailures,
                 RelocationFailures = s.RelocationFailures,
+                StepsDropped = s.StepsDropped,
                 Balancedness = s.Balancedness,
                 Imbalance = s.Imbalance,
                 LastPolicyMs = s.LastPolicyMilliseconds,

@@ -119,6 +119,7 @@ public struct EbStats
     public long PolicyReloads;
     public long PolicyFailures;
     public long RelocationFailures;
+    public long StepsDropped;
     public double Balancedness;
     public double Imbalance;
     public double LastPolicyMs;

@@ -10,8 +10,8 @@ _Static_assert(sizeof(eb_tensor_desc) == 40, "eb_tensor_desc v1 layout");
 _Static_assert(offsetof(eb_tensor_desc, data) == 24, "eb_tensor_desc.data offset");
 _Static_assert(sizeof(eb_mapping) == 72, "eb_mapping v1 layout");
 _Static_assert(offsetof(eb_mapping, epoch) == 56, "eb_mapping.epoch offset");
-_Static_assert(sizeof(eb_stats) == 104, "eb_stats v1 layout");
-_Static_assert(offsetof(eb_stats, balancedness) == 80, "eb_stats.balancedness offset");
+_Static_assert(sizeof(eb_stats) == 112, "eb_stats v1 layout");
+_Static_assert(offsetof(eb_stats, balancedness) == 88, "eb_stats.balancedness offset");
 _Static_assert(EB_VERSION_GET_MAJOR(EB_VERSION) == EB_VERSION_MAJOR, "version packing");
 _Static_assert(EB_VERSION_GET_MINOR(EB_VERSION) == EB_VERSION_MINOR, "version packing");
 

@@ -8,7 +8,7 @@ static_assert(sizeof(eb_status) == 4, "eb_status is 32-bit");
 static_assert(sizeof(eb_info) == 32, "eb_info v1 layout");
 static_assert(sizeof(eb_tensor_desc) == 40, "eb_tensor_desc v1 layout");
 static_assert(sizeof(eb_mapping) == 72, "eb_mapping v1 layout");
-static_assert(sizeof(eb_stats) == 104, "eb_stats v1 layout");
+static_assert(sizeof(eb_stats) == 112, "eb_stats v1 layout");
 static_assert(std::is_standard_layout_v<eb_mapping> && std::is_trivially_copyable_v<eb_mapping>, "C layout");
 static_assert(std::is_pointer_v<eb_bridge>, "opaque handle");
 static_assert(std::is_same_v<decltype(&eb_record_step), eb_status (*)(eb_bridge, int64_t, const int32_t*, uint64_t)>,

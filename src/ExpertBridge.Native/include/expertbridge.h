@@ -197,6 +197,7 @@ typedef struct eb_stats {
     int64_t policy_reloads;
     int64_t policy_failures;       /* errors, timeouts, invalid placements */
     int64_t relocation_failures;
+    int64_t steps_dropped;         /* recorded steps the bridge could not fold in time (steps faster than it reads) */
     double balancedness;           /* mean over layers of mean/max device load in the window (1 = perfect) */
     double imbalance;              /* mean over layers of max/mean device load in the window (1 = perfect) */
     double last_policy_ms;         /* duration of the last policy call */
