@@ -62,7 +62,7 @@ internal sealed class HandleTable<T>
 
         var (index, generation) = Unpack(handle);
         var entries = Volatile.Read(ref _entries);
-        if (index < 0 || index >= entries.Length || generation == 0)
+        if (index < 0 || index >= entries.Length || generation <= 0)
         {
             return Lookup.Unknown;
         }
