@@ -47,7 +47,6 @@ struct Options {
     int window = 200;          // steps per imbalance window of the summary
     int metrics_port = 0;
     std::string policy;        // a .csx path (hot-reloaded) or a built-in name
-    std::string work_dir = ".";
     bool quiet = false;
 };
 
@@ -58,7 +57,7 @@ struct Options {
                  "usage: cpp-server --policy <file.csx|builtin> [--steps N] [--layers N] [--experts N] [--devices N]\n"
                  "                  [--slots-per-device N] [--hidden N] [--tokens N] [--top-k N] [--shift-every N]\n"
                  "                  [--rewrite-at STEP] [--rewrite-every N] [--window N] [--metrics-port P]\n"
-                 "                  [--work-dir DIR] [--quiet]\n");
+                 "                  [--quiet]\n");
     std::exit(2);
 }
 
@@ -87,7 +86,6 @@ Options parse(int argc, char** argv)
         }
         const char* v = argv[++i];
         if (a == "--policy") o.policy = v;
-        else if (a == "--work-dir") o.work_dir = v;
         else if (a == "--steps") o.steps = parse_long("--steps", v, 1);
         else if (a == "--layers") o.layers = static_cast<int>(parse_long("--layers", v, 1));
         else if (a == "--experts") o.experts = static_cast<int>(parse_long("--experts", v, 2));
@@ -239,6 +237,7 @@ int main(int argc, char** argv)
     config << "{ \"model\": { \"layers\": " << o.layers << ", \"experts\": " << o.experts << " },"
            << " \"topology\": { \"devices\": " << o.devices << ", \"slotsPerDevice\": " << o.slots_per_device << " },"
            << " \"backend\": \"host\", \"policy\": \"" << policy << "\", \"policyTimeoutMs\": 10000,"
+           << " \"policyOptions\": { \"keep-slots\": true },"
            << " \"rebalance\": { \"imbalanceTrigger\": 1.15, \"checkEverySteps\": 25, \"windowSteps\": " << o.window
            << ", \"warmupSteps\": " << o.window << ", \"minStepsBetween\": " << 2 * o.window << " },"
            << " \"moveBudget\": { \"maxLayersPerBoundary\": 1 },"
@@ -309,6 +308,7 @@ int main(int argc, char** argv)
     std::vector<double> window_step_ms;
     double sink = 0;
     long rss_after_warmup = 0;
+    std::vector<long> rss_samples;  // at every tenth of the run
     auto last_print = std::chrono::steady_clock::now();
     eb_stats stats{};
     stats.struct_size = sizeof stats;
@@ -376,13 +376,14 @@ int main(int argc, char** argv)
             ++mapping_updates;
         }
 
-        if (is_script(policy) && (step == o.rewrite_at || (o.rewrite_every > 0 && step > o.rewrite_at && (step - o.rewrite_at) % o.rewrite_every == 0))) {
+        bool rewrite_now = step == o.rewrite_at || (o.rewrite_every > 0 && step > o.rewrite_at && (step - o.rewrite_at) % o.rewrite_every == 0);
+        if (rewrite_now && is_script(policy)) {
             EB_CHECK(eb_get_stats(bridge, &stats));
             reloads_at_rewrite = stats.policy_reloads;
             write_policy(policy, static_cast<int>(++policy_rewrites));
             if (!o.quiet) std::printf("step %ld: rewrote %s (generation %ld); the bridge reloads it by itself\n", step, policy.c_str(), policy_rewrites);
-        } else if (!is_script(policy) && step == o.rewrite_at) {
-            EB_CHECK(eb_reload_policies(bridge));
+        } else if (rewrite_now) {
+            EB_CHECK(eb_reload_policies(bridge));  // a built-in policy has no file to watch: reload it explicitly
             ++policy_rewrites;
         }
 
@@ -396,6 +397,8 @@ int main(int argc, char** argv)
             step_ms_sum = 0;
             if (window_imbalance.size() == 2) rss_after_warmup = rss_kib();
         }
+
+        if (o.steps >= 10 && (step + 1) % (o.steps / 10) == 0) rss_samples.push_back(rss_kib());
 
         auto now = std::chrono::steady_clock::now();
         if (now - last_print >= std::chrono::seconds(1) || step + 1 == o.steps) {
@@ -458,6 +461,9 @@ int main(int argc, char** argv)
           << "  \"stepsDropped\": " << stats.steps_dropped << ",\n"
           << "  \"rssKibAfterWarmup\": " << rss_after_warmup << ",\n"
           << "  \"rssKibEnd\": " << rss_end << ",\n"
+          << "  \"rssKibEveryTenth\": [";
+        for (size_t i = 0; i < rss_samples.size(); ++i) f << (i ? ", " : "") << rss_samples[i];
+        f << "],\n"
           << "  \"seconds\": " << seconds << "\n"
           << "}\n";
     }
