@@ -23,12 +23,12 @@ internal sealed class GreedyTestPolicy : IPlacementPolicy
             var replicas = Enumerable.Repeat(1, context.LogicalExperts).ToArray();
             for (var spare = topology.Slots - context.LogicalExperts; spare > 0; spare--)
             {
-                var best = 0;
-                for (var e = 1; e < replicas.Length; e++)
+                var best = -1;
+                for (var e = 0; e < replicas.Length; e++)
                 {
-                    if (loads[e] / replicas[e] > loads[best] / replicas[best])
+                    if (replicas[e] < topology.Devices && (best < 0 || loads[e] / replicas[e] > loads[best] / replicas[best]))
                     {
-                        best = e;
+                        best = e; // at most one replica per device
                     }
                 }
 
