@@ -76,52 +76,60 @@ internal sealed unsafe class HostMemoryRelocator : IExpertRelocator
 
     public StagedLayer Stage(int layer, ReadOnlySpan<int> current, ReadOnlySpan<int> target)
     {
+        // Under the lock: which slot feeds which, and the source addresses. The copies run outside it, so a commit
+        // of another layer at a step boundary never waits for this layer's staging.
+        long[] sizes;
+        var plan = new List<(int Slot, nint[] Source)>();
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var sizes = _bytes[layer];
+            sizes = (long[])_bytes[layer].Clone();
             RequireComplete(layer, sizes);
-            var expertBytes = sizes.Sum();
-            var moves = new List<Move>();
-            try
+            for (var s = 0; s < target.Length; s++)
             {
-                for (var s = 0; s < target.Length; s++)
+                var expert = target[s];
+                if (expert < 0 || expert == current[s])
                 {
-                    var expert = target[s];
-                    if (expert < 0 || expert == current[s])
-                    {
-                        continue;
-                    }
-
-                    var src = SourceSlot(current, expert, _topology.DeviceOf(s), _topology.SlotsPerDevice);
-                    if (src < 0)
-                    {
-                        throw new InputException($"layer {layer} slot {s}", "a moved expert is held by some slot before the move", $"expert {expert} is in no slot of the mapping in force");
-                    }
-
-                    var buffer = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(expertBytes, 1), 64);
-                    moves.Add(new Move(s, buffer));
-                    var srcRow = _addresses[(layer * _topology.Slots) + src];
-                    long offset = 0;
-                    for (var t = 0; t < sizes.Length; t++)
-                    {
-                        NativeMemory.Copy((void*)srcRow[t], buffer + offset, (nuint)sizes[t]);
-                        offset += sizes[t];
-                    }
-                }
-            }
-            catch
-            {
-                foreach (var m in moves)
-                {
-                    NativeMemory.AlignedFree(m.Buffer);
+                    continue;
                 }
 
-                throw;
-            }
+                var src = SourceSlot(current, expert, _topology.DeviceOf(s), _topology.SlotsPerDevice);
+                if (src < 0)
+                {
+                    throw new InputException($"layer {layer} slot {s}", "a moved expert is held by some slot before the move", $"expert {expert} is in no slot of the mapping in force");
+                }
 
-            return new HostStagedLayer(layer, [.. moves], expertBytes);
+                plan.Add((s, _addresses[(layer * _topology.Slots) + src][..sizes.Length]));
+            }
         }
+
+        var expertBytes = sizes.Sum();
+        var moves = new List<Move>(plan.Count);
+        try
+        {
+            foreach (var (slot, source) in plan)
+            {
+                var buffer = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(expertBytes, 1), 64);
+                moves.Add(new Move(slot, buffer));
+                long offset = 0;
+                for (var t = 0; t < sizes.Length; t++)
+                {
+                    NativeMemory.Copy((void*)source[t], buffer + offset, (nuint)sizes[t]);
+                    offset += sizes[t];
+                }
+            }
+        }
+        catch
+        {
+            foreach (var m in moves)
+            {
+                NativeMemory.AlignedFree(m.Buffer);
+            }
+
+            throw;
+        }
+
+        return new HostStagedLayer(layer, [.. moves], sizes);
     }
 
     public void Commit(StagedLayer staged)
@@ -130,7 +138,7 @@ internal sealed unsafe class HostMemoryRelocator : IExpertRelocator
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var sizes = _bytes[host.Layer];
+            var sizes = host.Sizes;
             foreach (var m in host.TakeMoves())
             {
                 var row = _addresses[(host.Layer * _topology.Slots) + m.Slot];
@@ -220,10 +228,13 @@ internal sealed unsafe class HostMemoryRelocator : IExpertRelocator
         public byte* Buffer { get; } = buffer;
     }
 
-    private sealed class HostStagedLayer(int layer, Move[] moves, long expertBytes)
-        : StagedLayer(layer, moves.Length, moves.Length * expertBytes)
+    private sealed class HostStagedLayer(int layer, Move[] moves, long[] sizes)
+        : StagedLayer(layer, moves.Length, moves.Length * sizes.Sum())
     {
         private Move[]? _moves = moves;
+
+        /// <summary>Bytes of each tensor, as registered when the layer was staged.</summary>
+        public long[] Sizes { get; } = sizes;
 
         /// <summary>The moves, once: commit and discard both take ownership of the buffers.</summary>
         public Move[] TakeMoves() => Interlocked.Exchange(ref _moves, null) ?? [];
