@@ -1,26 +1,17 @@
-using ExpertBridge.Core;
-
 namespace ExpertBridge.Cli;
 
-/// <summary>Entry point: dispatches verbs; a user mistake is one line on stderr and exit code 2.</summary>
+/// <summary>Entry point: runs <see cref="Cli"/> on the console; Ctrl+C cancels the running verb.</summary>
 internal static class Program
 {
     private static int Main(string[] args)
     {
-        try
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
         {
-            if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
-            {
-                Console.WriteLine("usage: expertbridge <place|evaluate|replay|trace generate> [options]");
-                return args.Length == 0 ? 2 : 0;
-            }
+            e.Cancel = true;
+            cancel.Cancel();
+        };
 
-            throw new InputException(args[0], "a known verb", "unknown verb; see expertbridge --help");
-        }
-        catch (InputException ex)
-        {
-            Console.Error.WriteLine($"error: {ex.Message}");
-            return 2;
-        }
+        return Cli.Run(args, Console.Out, Console.Error, new CliServices { Cancellation = cancel.Token });
     }
 }

@@ -6,6 +6,7 @@ public static class BuiltInPolicies
     private static readonly Dictionary<string, Func<IPlacementPolicy>> s_factories = new(StringComparer.OrdinalIgnoreCase)
     {
         ["trivial"] = () => new TrivialPolicy(),
+        ["eplb"] = () => new EplbPolicy(),
     };
 
     /// <summary>Names of the built-in policies.</summary>

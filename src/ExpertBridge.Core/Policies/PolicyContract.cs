@@ -71,10 +71,11 @@ public sealed class PolicyContext
 /// <summary>A policy's answer: a new placement, or keep the one in force.</summary>
 public sealed class PolicyDecision
 {
-    private PolicyDecision(Placement? placement, string reason)
+    private PolicyDecision(Placement? placement, string reason, bool allowsColocatedReplicas)
     {
         Placement = placement;
         Reason = reason;
+        AllowsColocatedReplicas = allowsColocatedReplicas;
     }
 
     /// <summary>The new placement, or null to keep the current one.</summary>
@@ -85,12 +86,18 @@ public sealed class PolicyDecision
 
     public bool IsKeep => Placement is null;
 
-    public static PolicyDecision Keep(string reason = "keep") => new(null, reason);
+    /// <summary>
+    /// True when the policy may place two replicas of one expert on one device (EPLB does): the host validates the
+    /// placement with <c>allowColocatedReplicas</c> set. Engines accept such placements; the duplicate slot is wasted.
+    /// </summary>
+    public bool AllowsColocatedReplicas { get; }
 
-    public static PolicyDecision Apply(Placement placement, string reason = "rebalance")
+    public static PolicyDecision Keep(string reason = "keep") => new(null, reason, false);
+
+    public static PolicyDecision Apply(Placement placement, string reason = "rebalance", bool allowsColocatedReplicas = false)
     {
         ArgumentNullException.ThrowIfNull(placement);
-        return new PolicyDecision(placement, reason);
+        return new PolicyDecision(placement, reason, allowsColocatedReplicas);
     }
 }
 

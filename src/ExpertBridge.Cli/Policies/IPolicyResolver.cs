@@ -1,0 +1,36 @@
+using ExpertBridge.Core;
+using ExpertBridge.Core.Policies;
+
+namespace ExpertBridge.Cli.Policies;
+
+/// <summary>
+/// Turns a <c>--policy</c> value into a policy. The one seam between the verbs and where policies come from:
+/// built-in names today; the scripting layer adds <c>.csx</c> paths by wrapping <see cref="BuiltInPolicyResolver"/>.
+/// </summary>
+internal interface IPolicyResolver
+{
+    /// <summary>The policy <paramref name="spec"/> names; throws <see cref="InputException"/> with subject <c>--policy</c> when none.</summary>
+    IPlacementPolicy Resolve(string spec);
+}
+
+/// <summary>Resolves the policies compiled into Core (<see cref="BuiltInPolicies"/>).</summary>
+internal sealed class BuiltInPolicyResolver : IPolicyResolver
+{
+    public IPlacementPolicy Resolve(string spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var policy = BuiltInPolicies.TryCreate(spec);
+        if (policy is not null)
+        {
+            return policy;
+        }
+
+        var names = string.Join(", ", BuiltInPolicies.Names.Order(StringComparer.Ordinal));
+        if (spec.EndsWith(".csx", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InputException("--policy", $"a built-in policy ({names})", $"'{spec}' is a policy script, and this build has no script support");
+        }
+
+        throw new InputException("--policy", $"a built-in policy ({names}) or a .csx script", $"unknown policy '{spec}'");
+    }
+}

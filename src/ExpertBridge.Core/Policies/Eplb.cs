@@ -1,0 +1,388 @@
+namespace ExpertBridge.Core.Policies;
+
+/// <summary>
+/// A faithful port of DeepSeek's expert-parallelism load balancer (deepseek-ai/EPLB, <c>eplb.py</c>):
+/// <c>rebalance_experts</c> picks the hierarchical policy when expert groups split evenly over nodes
+/// (groups -> nodes by balanced packing, then per node: replicate the experts with the largest per-replica load,
+/// then pack the replicas onto the node's devices) and otherwise the global policy, which is the hierarchical one
+/// with one group and one node.
+/// <para>
+/// Parity with the reference is exact, bit for bit, for every input whose float32 group sums are exact (e.g. token
+/// counts whose group totals stay below 2^24): loads are rounded to float32 as <c>weight.float()</c> does; per-replica
+/// loads are float32 quotients; pack weights accumulate in float32 in the reference's order; ties go the reference's
+/// way (<c>max(dim)</c> and Python's <c>min</c> keep the first index; the descending sort is PyTorch's unstable CPU
+/// sort, reproduced by <see cref="TorchCpuSort"/>). Group sums are computed in float64 and rounded once, which equals
+/// the reference whenever its float32 sum is exact and is the correctly rounded sum otherwise (the reference's own
+/// summation order depends on the CPU's vector width).
+/// </para>
+/// <para>
+/// Known properties kept on purpose: two replicas of one expert may land on one device
+/// (<see cref="EplbResult.ColocatedReplicas"/> counts them); the previous placement is ignored
+/// (<see cref="MinimalMovement"/> relabels the result to move less).
+/// </para>
+/// Cost: one pass over the layers; per layer O(E log E + R log R) with every buffer allocated once per call.
+/// </summary>
+public static class Eplb
+{
+    /// <summary>
+    /// <c>rebalance_experts(weight, replicas = topology.Slots, groups, topology.Nodes, topology.Devices)</c>.
+    /// </summary>
+    public static EplbResult Rebalance(LoadMatrix load, Topology topology, int groups)
+    {
+        ArgumentNullException.ThrowIfNull(topology);
+        return Rebalance(load, topology.Slots, groups, topology.Nodes, topology.Devices);
+    }
+
+    /// <summary>
+    /// <c>rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus)</c> with the reference's argument
+    /// rules checked up front: replicas a multiple of devices, devices a multiple of nodes, experts divisible by
+    /// groups, replicas &gt;= experts.
+    /// </summary>
+    public static EplbResult Rebalance(LoadMatrix load, int replicas, int groups, int nodes, int devices)
+    {
+        ArgumentNullException.ThrowIfNull(load);
+        if (devices < 1)
+        {
+            throw new InputException("--devices", "devices >= 1", $"got {devices}");
+        }
+
+        if (replicas < 1 || replicas % devices != 0)
+        {
+            throw new InputException("replicas", "replicas (physical slots) are a positive multiple of devices", $"{replicas} replicas do not split evenly over {devices} devices");
+        }
+
+        var topology = Topology.Create(devices, replicas / devices, nodes);
+        var experts = load.Experts;
+        if (groups < 1)
+        {
+            throw new InputException("--groups", "expert groups >= 1", $"got {groups}");
+        }
+
+        if (experts % groups != 0)
+        {
+            throw new InputException("--groups", "experts divisible by groups", $"{experts} experts do not split into {groups} equal groups");
+        }
+
+        TrivialPolicy.RequireEnoughSlots(topology, experts);
+
+        var hierarchical = groups % nodes == 0;
+        var shape = hierarchical
+            ? new Shape(load.Layers, experts, replicas, groups, nodes, devices)
+            : new Shape(load.Layers, experts, replicas, 1, 1, devices);
+        var phy2log = new int[load.Layers * replicas];
+        var replicaRank = new int[load.Layers * replicas];
+        var logicalCount = new int[load.Layers * experts];
+        new Workspace(shape).Run(load.Values, phy2log, replicaRank, logicalCount);
+        return new EplbResult(new Placement(topology, experts, phy2log, "eplb placement"), replicaRank, logicalCount, hierarchical);
+    }
+
+    /// <summary>
+    /// <c>balanced_packing</c> for one row: packs <paramref name="weights"/> (n items) into <paramref name="packs"/> packs
+    /// of exactly n / packs items each, heaviest item first into the lightest pack that still has room (the first such
+    /// pack on ties). Scratch spans hold n, packs and packs elements.
+    /// </summary>
+    internal static void BalancedPacking(
+        ReadOnlySpan<float> weights, int packs, Span<int> packIndex, Span<int> rankInPack,
+        Span<SortEntry> sorted, Span<SortEntry> packHeap, Span<int> packFill)
+    {
+        var n = weights.Length;
+        var perPack = n / packs;
+        if (perPack == 1)
+        {
+            for (var i = 0; i < n; i++)
+            {
+                packIndex[i] = i;
+                rankInPack[i] = 0;
+            }
+
+            return;
+        }
+
+        var order = sorted[..n];
+        for (var i = 0; i < n; i++)
+        {
+            order[i] = new SortEntry(weights[i], i);
+        }
+
+        TorchCpuSort.SortDescending(order);
+
+        // Python's min over the packs with room keeps the first minimum: a min-heap on (pack weight, pack id).
+        // Pack weights only grow (weights are >= 0), so the chosen pack sinks, or leaves the heap when full.
+        var heap = packHeap[..packs];
+        for (var p = 0; p < packs; p++)
+        {
+            heap[p] = new SortEntry(0f, p);
+        }
+
+        var filled = packFill[..packs];
+        filled.Clear();
+        for (var k = 0; k < n; k++)
+        {
+            var item = order[k].Item;
+            ref var top = ref heap[0];
+            var pack = top.Item;
+            packIndex[item] = pack;
+            rankInPack[item] = filled[pack];
+            top.Key += weights[item];
+            if (++filled[pack] == perPack)
+            {
+                top = heap[^1];
+                heap = heap[..^1];
+            }
+
+            if (heap.Length > 0)
+            {
+                EntryHeap.SiftDown<LightestFirst>(heap, 0);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <c>replicate_experts</c> for one row: slot i &lt; E holds expert i; every further slot goes to the expert with the
+    /// largest float32 per-replica load <c>weight / count</c> (the first such expert on ties).
+    /// <paramref name="heapScratch"/> holds E elements.
+    /// </summary>
+    internal static void ReplicateExperts(
+        ReadOnlySpan<float> weights, Span<int> phy2log, Span<int> rank, Span<int> count, Span<SortEntry> heapScratch)
+    {
+        var experts = weights.Length;
+        for (var e = 0; e < experts; e++)
+        {
+            phy2log[e] = e;
+            rank[e] = 0;
+            count[e] = 1;
+        }
+
+        if (phy2log.Length == experts)
+        {
+            return;
+        }
+
+        var heap = heapScratch[..experts];
+        for (var e = 0; e < experts; e++)
+        {
+            heap[e] = new SortEntry(weights[e], e);
+        }
+
+        // weight / count only shrinks as count grows, so the chosen expert sinks.
+        EntryHeap.Build<HeaviestFirst>(heap);
+        for (var i = experts; i < phy2log.Length; i++)
+        {
+            ref var top = ref heap[0];
+            var e = top.Item;
+            phy2log[i] = e;
+            rank[i] = count[e];
+            count[e]++;
+            top.Key = weights[e] / count[e];
+            EntryHeap.SiftDown<HeaviestFirst>(heap, 0);
+        }
+    }
+
+    private readonly record struct Shape(int Layers, int Experts, int Replicas, int Groups, int Nodes, int Devices)
+    {
+        public int GroupSize => Experts / Groups;
+
+        public int GroupsPerNode => Groups / Nodes;
+
+        public int ExpertsPerNode => Experts / Nodes;
+
+        public int ReplicasPerNode => Replicas / Nodes;
+
+        public int DevicesPerNode => Devices / Nodes;
+
+        public int SlotsPerDevice => Replicas / Devices;
+    }
+
+    /// <summary>Every buffer one call needs, allocated once; <see cref="Run"/> walks the layers.</summary>
+    private sealed class Workspace(Shape shape)
+    {
+        private readonly Shape _s = shape;
+        private readonly float[] _weight = new float[shape.Experts];
+        private readonly float[] _groupWeight = new float[shape.Groups];
+        private readonly int[] _groupPack = new int[shape.Groups];
+        private readonly int[] _groupRank = new int[shape.Groups];
+        private readonly int[] _log2mlog = new int[shape.Experts];
+        private readonly int[] _mlog2log = new int[shape.Experts];
+        private readonly int[] _mlogCount = new int[shape.Experts];
+        private readonly float[] _nodeWeight = new float[shape.ExpertsPerNode];
+        private readonly int[] _phy2mlog = new int[shape.ReplicasPerNode];
+        private readonly int[] _phyRank = new int[shape.ReplicasPerNode];
+        private readonly float[] _phyWeight = new float[shape.ReplicasPerNode];
+        private readonly int[] _packIndex = new int[Math.Max(shape.ReplicasPerNode, shape.Groups)];
+        private readonly int[] _rankInPack = new int[Math.Max(shape.ReplicasPerNode, shape.Groups)];
+        private readonly int[] _pphy2phy = new int[shape.ReplicasPerNode];
+        private readonly SortEntry[] _sorted = new SortEntry[Math.Max(shape.ReplicasPerNode, shape.Groups)];
+        private readonly SortEntry[] _replicaHeap = new SortEntry[shape.ExpertsPerNode];
+        private readonly SortEntry[] _packHeap = new SortEntry[Math.Max(shape.Nodes, shape.DevicesPerNode)];
+        private readonly int[] _packFill = new int[Math.Max(shape.Nodes, shape.DevicesPerNode)];
+
+        public void Run(ReadOnlySpan<double> load, Span<int> phy2log, Span<int> phyRank, Span<int> logCount)
+        {
+            for (var layer = 0; layer < _s.Layers; layer++)
+            {
+                var row = load.Slice(layer * _s.Experts, _s.Experts);
+                for (var e = 0; e < _s.Experts; e++)
+                {
+                    _weight[e] = (float)row[e];
+                }
+
+                PackGroupsToNodes();
+                for (var node = 0; node < _s.Nodes; node++)
+                {
+                    PlaceNode(node, phy2log.Slice((layer * _s.Replicas) + (node * _s.ReplicasPerNode), _s.ReplicasPerNode), phyRank.Slice((layer * _s.Replicas) + (node * _s.ReplicasPerNode), _s.ReplicasPerNode));
+                }
+
+                var counts = logCount.Slice(layer * _s.Experts, _s.Experts);
+                for (var e = 0; e < _s.Experts; e++)
+                {
+                    counts[e] = _mlogCount[_log2mlog[e]];
+                }
+            }
+        }
+
+        // Step 1: groups -> nodes; node n owns "node-local" experts [n * E/N, (n + 1) * E/N) in group-pack order.
+        private void PackGroupsToNodes()
+        {
+            var size = _s.GroupSize;
+            for (var g = 0; g < _s.Groups; g++)
+            {
+                var sum = 0.0;
+                for (var k = 0; k < size; k++)
+                {
+                    sum += _weight[(g * size) + k];
+                }
+
+                _groupWeight[g] = (float)sum;
+            }
+
+            BalancedPacking(_groupWeight, _s.Nodes, _groupPack, _groupRank, _sorted, _packHeap, _packFill);
+            for (var g = 0; g < _s.Groups; g++)
+            {
+                var baseId = ((_groupPack[g] * _s.GroupsPerNode) + _groupRank[g]) * size;
+                for (var k = 0; k < size; k++)
+                {
+                    _log2mlog[(g * size) + k] = baseId + k;
+                    _mlog2log[baseId + k] = (g * size) + k;
+                }
+            }
+        }
+
+        // Steps 2 and 3 for one node: replicate its experts, pack the replicas onto its devices.
+        private void PlaceNode(int node, Span<int> phy2log, Span<int> phyRank)
+        {
+            var perNode = _s.ExpertsPerNode;
+            var offset = node * perNode;
+            for (var j = 0; j < perNode; j++)
+            {
+                _nodeWeight[j] = _weight[_mlog2log[offset + j]];
+            }
+
+            var count = _mlogCount.AsSpan(offset, perNode);
+            ReplicateExperts(_nodeWeight, _phy2mlog, _phyRank, count, _replicaHeap);
+
+            for (var i = 0; i < _phy2mlog.Length; i++)
+            {
+                var m = _phy2mlog[i];
+                _phyWeight[i] = _nodeWeight[m] / count[m];
+            }
+
+            BalancedPacking(_phyWeight, _s.DevicesPerNode, _packIndex, _rankInPack, _sorted, _packHeap, _packFill);
+            var slots = _s.SlotsPerDevice;
+            for (var i = 0; i < _phy2mlog.Length; i++)
+            {
+                _pphy2phy[(_packIndex[i] * slots) + _rankInPack[i]] = i;
+            }
+
+            for (var p = 0; p < phy2log.Length; p++)
+            {
+                var i = _pphy2phy[p];
+                phy2log[p] = _mlog2log[offset + _phy2mlog[i]];
+                phyRank[p] = _phyRank[i];
+            }
+        }
+    }
+}
+
+
+/// <summary>
+/// What <see cref="Eplb.Rebalance(LoadMatrix, Topology, int)"/> returns, as the reference returns it:
+/// the placement (<c>phy2log</c>), each slot's replica rank and each expert's replica count (<c>logcnt</c>).
+/// </summary>
+public sealed class EplbResult
+{
+    private readonly int[] _replicaRank;
+    private readonly int[] _logicalCount;
+
+    internal EplbResult(Placement placement, int[] replicaRank, int[] logicalCount, bool hierarchical)
+    {
+        Placement = placement;
+        _replicaRank = replicaRank;
+        _logicalCount = logicalCount;
+        Hierarchical = hierarchical;
+        ColocatedReplicas = CountColocated(placement);
+    }
+
+    /// <summary>phy2log: the logical expert in each physical slot (device-major), every slot filled.</summary>
+    public Placement Placement { get; }
+
+    /// <summary>True when the hierarchical policy ran (groups % nodes == 0); false for the global one.</summary>
+    public bool Hierarchical { get; }
+
+    /// <summary>Replica rank of each slot's expert, [layers, slots] row-major (the reference's <c>phyrank</c>).</summary>
+    public ReadOnlySpan<int> ReplicaRank => _replicaRank;
+
+    /// <summary>Replica count of each logical expert, [layers, experts] row-major (the reference's <c>logcnt</c>).</summary>
+    public ReadOnlySpan<int> LogicalCount => _logicalCount;
+
+    /// <summary>
+    /// Slots whose expert already has a replica on the same device, summed over layers. EPLB does not prevent this;
+    /// such a placement is valid only with co-located replicas allowed.
+    /// </summary>
+    public int ColocatedReplicas { get; }
+
+    /// <summary>
+    /// The reference's <c>log2phy</c>: [layers, experts, X] row-major with X = the largest replica count; entry r of
+    /// expert e is the slot of its replica of rank r, -1 past its count.
+    /// </summary>
+    public (int[] Values, int MaxReplicas) Log2Phy()
+    {
+        var max = 1;
+        foreach (var c in _logicalCount)
+        {
+            max = Math.Max(max, c);
+        }
+
+        var experts = Placement.LogicalExperts;
+        var slots = Placement.Slots;
+        var values = new int[Placement.Layers * experts * max];
+        Array.Fill(values, -1);
+        var phy2log = Placement.Phy2Log;
+        for (var i = 0; i < phy2log.Length; i++)
+        {
+            var layer = i / slots;
+            values[((((layer * experts) + phy2log[i]) * max)) + _replicaRank[i]] = i % slots;
+        }
+
+        return (values, max);
+    }
+
+    private static int CountColocated(Placement placement)
+    {
+        var perDevice = placement.Topology.SlotsPerDevice;
+        var phy2log = placement.Phy2Log;
+        var n = 0;
+        for (var start = 0; start < phy2log.Length; start += perDevice)
+        {
+            for (var k = 1; k < perDevice; k++)
+            {
+                var e = phy2log[start + k];
+                if (e >= 0 && phy2log.Slice(start, k).Contains(e))
+                {
+                    n++;
+                }
+            }
+        }
+
+        return n;
+    }
+}

@@ -1,0 +1,229 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace ExpertBridge.Core.Policies;
+
+/// <summary>One (value, index) pair as ATen's sort moves them together.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct SortEntry(float key, int item)
+{
+    public float Key = key;
+    public int Item = item;
+}
+
+/// <summary>
+/// The element order of PyTorch's CPU <c>Tensor.sort(dim, descending=True)</c> on float32 rows, which EPLB's
+/// <c>balanced_packing</c> relies on. That call passes <c>stable=False</c>, so ATen sorts each row of (value, index)
+/// pairs with <c>std::sort</c> and the comparator <c>a.value &gt; b.value</c>. On Linux builds that is libstdc++'s
+/// introsort, which is not stable: equal values (replicas of one expert always have equal per-replica load) come out
+/// in an order fixed by the algorithm's steps, not by their indices. This class performs those steps exactly:
+/// introsort with a 16-element threshold, median-of-three of (first + 1, middle, last - 1) moved to the front,
+/// unguarded Hoare partition, depth limit 2 * floor(log2 n) with heapsort as the fallback, and a final insertion sort.
+/// Rows of at most 16 elements only see the insertion sort, which is stable.
+/// NaN is not handled (callers reject it before sorting).
+/// <para>
+/// The hot loops index through <see cref="Unsafe.Add{T}(ref T, int)"/>: every index stays inside the span by the
+/// algorithm's own invariants (the unguarded loops are bounded by the pivot and the sorted prefix, exactly as in
+/// libstdc++), and the public entry points check the span, so bounds checks would only cost time.
+/// </para>
+/// </summary>
+internal static class TorchCpuSort
+{
+    private const int Threshold = 16;
+
+    /// <summary>Sorts <paramref name="entries"/> by key, descending, in ATen's order for equal keys.</summary>
+    public static void SortDescending(Span<SortEntry> entries) =>
+        SortDescending(entries, entries.Length < 2 ? 0 : 2 * BitOperations.Log2((uint)entries.Length));
+
+    /// <summary>As <see cref="SortDescending(Span{SortEntry})"/> with an explicit depth limit (tests drive the heapsort path).</summary>
+    internal static void SortDescending(Span<SortEntry> entries, int depthLimit)
+    {
+        if (entries.Length < 2)
+        {
+            return;
+        }
+
+        ref var a = ref MemoryMarshal.GetReference(entries);
+        IntroSortLoop(ref a, 0, entries.Length, depthLimit);
+        FinalInsertionSort(ref a, entries.Length);
+    }
+
+    private static void IntroSortLoop(ref SortEntry a, int first, int last, int depthLimit)
+    {
+        while (last - first > Threshold)
+        {
+            if (depthLimit == 0)
+            {
+                HeapSort(ref Unsafe.Add(ref a, first), last - first);
+                return;
+            }
+
+            depthLimit--;
+            var cut = UnguardedPartitionPivot(ref a, first, last);
+            IntroSortLoop(ref a, cut, last, depthLimit);
+            last = cut;
+        }
+    }
+
+    private static int UnguardedPartitionPivot(ref SortEntry a, int first, int last)
+    {
+        var mid = first + ((last - first) / 2);
+        MoveMedianToFirst(ref a, first, first + 1, mid, last - 1);
+        return UnguardedPartition(ref a, first + 1, last, Unsafe.Add(ref a, first).Key);
+    }
+
+    private static void MoveMedianToFirst(ref SortEntry a, int result, int x, int y, int z)
+    {
+        var kx = Unsafe.Add(ref a, x).Key;
+        var ky = Unsafe.Add(ref a, y).Key;
+        var kz = Unsafe.Add(ref a, z).Key;
+        int median;
+        if (kx > ky)
+        {
+            median = ky > kz ? y : kx > kz ? z : x;
+        }
+        else
+        {
+            median = kx > kz ? x : ky > kz ? z : y;
+        }
+
+        (Unsafe.Add(ref a, result), Unsafe.Add(ref a, median)) = (Unsafe.Add(ref a, median), Unsafe.Add(ref a, result));
+    }
+
+    // The pivot sits at first - 1 and is never moved, so both scans stop at the latest there.
+    private static int UnguardedPartition(ref SortEntry a, int first, int last, float pivot)
+    {
+        while (true)
+        {
+            while (Unsafe.Add(ref a, first).Key > pivot)
+            {
+                first++;
+            }
+
+            last--;
+            while (pivot > Unsafe.Add(ref a, last).Key)
+            {
+                last--;
+            }
+
+            if (first >= last)
+            {
+                return first;
+            }
+
+            (Unsafe.Add(ref a, first), Unsafe.Add(ref a, last)) = (Unsafe.Add(ref a, last), Unsafe.Add(ref a, first));
+            first++;
+        }
+    }
+
+    private static void FinalInsertionSort(ref SortEntry a, int length)
+    {
+        if (length > Threshold)
+        {
+            InsertionSort(ref a, Threshold);
+            for (var i = Threshold; i < length; i++)
+            {
+                UnguardedLinearInsert(ref a, i);
+            }
+        }
+        else
+        {
+            InsertionSort(ref a, length);
+        }
+    }
+
+    private static void InsertionSort(ref SortEntry a, int length)
+    {
+        for (var i = 1; i < length; i++)
+        {
+            var value = Unsafe.Add(ref a, i);
+            if (value.Key > a.Key)
+            {
+                for (var j = i; j > 0; j--)
+                {
+                    Unsafe.Add(ref a, j) = Unsafe.Add(ref a, j - 1);
+                }
+
+                a = value;
+            }
+            else
+            {
+                UnguardedLinearInsert(ref a, i);
+            }
+        }
+    }
+
+    // Bounded by a key at the front that is not smaller (the first element, or the sorted 16-element prefix).
+    private static void UnguardedLinearInsert(ref SortEntry a, int last)
+    {
+        var value = Unsafe.Add(ref a, last);
+        var next = last - 1;
+        while (value.Key > Unsafe.Add(ref a, next).Key)
+        {
+            Unsafe.Add(ref a, last) = Unsafe.Add(ref a, next);
+            last = next;
+            next--;
+        }
+
+        Unsafe.Add(ref a, last) = value;
+    }
+
+    // std::__partial_sort(first, last, last): make_heap, then sort_heap (a max-heap under the comparator).
+    private static void HeapSort(ref SortEntry a, int length)
+    {
+        if (length >= 2)
+        {
+            for (var parent = (length - 2) / 2; ; parent--)
+            {
+                AdjustHeap(ref a, parent, length, Unsafe.Add(ref a, parent));
+                if (parent == 0)
+                {
+                    break;
+                }
+            }
+        }
+
+        for (var last = length - 1; last > 0; last--)
+        {
+            var value = Unsafe.Add(ref a, last);
+            Unsafe.Add(ref a, last) = a;
+            AdjustHeap(ref a, 0, last, value);
+        }
+    }
+
+    private static void AdjustHeap(ref SortEntry a, int hole, int length, SortEntry value)
+    {
+        var top = hole;
+        var child = hole;
+        while (child < (length - 1) / 2)
+        {
+            child = 2 * (child + 1);
+            if (Unsafe.Add(ref a, child).Key > Unsafe.Add(ref a, child - 1).Key)
+            {
+                child--;
+            }
+
+            Unsafe.Add(ref a, hole) = Unsafe.Add(ref a, child);
+            hole = child;
+        }
+
+        if ((length & 1) == 0 && child == (length - 2) / 2)
+        {
+            child = 2 * (child + 1);
+            Unsafe.Add(ref a, hole) = Unsafe.Add(ref a, child - 1);
+            hole = child - 1;
+        }
+
+        // push_heap: sift the value up while its parent compares "less" (parent key > value key).
+        var parent = (hole - 1) / 2;
+        while (hole > top && Unsafe.Add(ref a, parent).Key > value.Key)
+        {
+            Unsafe.Add(ref a, hole) = Unsafe.Add(ref a, parent);
+            hole = parent;
+            parent = (hole - 1) / 2;
+        }
+
+        Unsafe.Add(ref a, hole) = value;
+    }
+}
