@@ -49,6 +49,7 @@ internal static class Cli
         new ReplayVerb("replay"),
         new ReplayVerb("compare"),
         new TraceGenerateVerb(),
+        new ServeVerb(),
     ];
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, stdout, stderr, new CliServices());

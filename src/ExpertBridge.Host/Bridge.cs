@@ -755,7 +755,7 @@ public sealed partial class Bridge : IDisposable
         try
         {
             PlacementValidator.EnsureShape(target, _config.Topology, Layers, Experts, "policy result");
-            PlacementValidator.EnsureValid(target, $"policy result ({_policy.Current.Name})");
+            PlacementValidator.EnsureValid(target, $"policy result ({_policy.Current.Name})", decision.AllowsColocatedReplicas);
         }
         catch (InputException ex)
         {

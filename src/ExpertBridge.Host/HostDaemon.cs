@@ -1,4 +1,3 @@
-using System.Globalization;
 using ExpertBridge.Core;
 using Microsoft.Extensions.Logging;
 using Newtonsoft.Json;
@@ -15,25 +14,18 @@ namespace ExpertBridge.Host;
 /// </summary>
 public static partial class HostDaemon
 {
-    /// <summary>Runs until <paramref name="input"/> ends or <paramref name="cancellation"/> fires; returns the exit code.</summary>
-    public static int Run(string configPath, TextReader input, TextWriter output, TextWriter error, BridgeServices? services = null, CancellationToken cancellation = default)
+    /// <summary>
+    /// Runs until <paramref name="input"/> ends or <paramref name="cancellation"/> fires; returns 0. A config mistake
+    /// throws <see cref="InputException"/> naming the file and the key before anything starts.
+    /// </summary>
+    public static int Run(string configPath, TextReader input, TextWriter output, BridgeServices? services = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(output);
-        ArgumentNullException.ThrowIfNull(error);
-        HostConfig config;
-        try
+        var config = HostConfig.Load(configPath);
+        if (config.Backend != BackendKind.None)
         {
-            config = HostConfig.Load(configPath);
-            if (config.Backend != BackendKind.None)
-            {
-                throw new InputException($"{config.Source}: backend", "'none' for the daemon (it cannot reach the server's memory)", $"got '{config.Backend.ToString().ToLowerInvariant()}'; embed the bridge through the C ABI to move weights");
-            }
-        }
-        catch (InputException ex)
-        {
-            error.WriteLine($"error: {ex.Message}");
-            return 2;
+            throw new InputException($"{config.Source}: backend", "'none' for the daemon (it cannot reach the server's memory)", $"got '{config.Backend.ToString().ToLowerInvariant()}'; embed the bridge through the C ABI to move weights");
         }
 
         using var loggers = services?.LoggerFactory is null ? HostLogging.CreateFactory(config.LogLevel) : null;
@@ -44,18 +36,7 @@ public static partial class HostDaemon
             ScriptPolicySourceFactory = services?.ScriptPolicySourceFactory,
             RelocatorFactory = services?.RelocatorFactory,
         };
-        Bridge bridge;
-        try
-        {
-            bridge = Bridge.Create(config, withLogs);
-        }
-        catch (InputException ex)
-        {
-            error.WriteLine($"error: {ex.Message}");
-            return 2;
-        }
-
-        using (bridge)
+        using (var bridge = Bridge.Create(config, withLogs))
         {
             var log = withLogs.LoggerFactory!.CreateLogger("ExpertBridge.Daemon");
             if (bridge.Metrics.Endpoint is { } endpoint)
@@ -148,24 +129,4 @@ public static partial class HostDaemon
 
     [LoggerMessage(Level = LogLevel.Information, Message = "serving metrics on {Endpoint}")]
     private static partial void LogListening(ILogger log, Uri endpoint);
-
-    /// <summary>Parses <c>serve</c>'s arguments (<c>--config F</c>) for a CLI verb; returns the config path.</summary>
-    public static string ParseArguments(IReadOnlyList<string> args)
-    {
-        ArgumentNullException.ThrowIfNull(args);
-        string? config = null;
-        for (var i = 0; i < args.Count; i++)
-        {
-            if (args[i] == "--config" && i + 1 < args.Count)
-            {
-                config = args[++i];
-            }
-            else
-            {
-                throw new InputException(args[i], "serve takes --config <file>", string.Format(CultureInfo.InvariantCulture, "unexpected argument {0}", i + 1));
-            }
-        }
-
-        return config ?? throw new InputException("--config", "serve takes --config <file>", "missing");
-    }
 }

@@ -41,9 +41,8 @@ public sealed class HostDaemonTests : IDisposable
             "not json",
         ]));
         using var output = new StringWriter();
-        using var error = new StringWriter();
 
-        var code = HostDaemon.Run(WriteConfig("none"), new StringReader(input), output, error, Services, TestContext.Current.CancellationToken);
+        var code = HostDaemon.Run(WriteConfig("none"), new StringReader(input), output, Services, TestContext.Current.CancellationToken);
 
         var replies = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(JObject.Parse).ToArray();
         Assert.Equal(0, code);
@@ -63,19 +62,9 @@ public sealed class HostDaemonTests : IDisposable
     public void Run_HostBackend_IsRefusedNamingTheKey()
     {
         using var output = new StringWriter();
-        using var error = new StringWriter();
 
-        var code = HostDaemon.Run(WriteConfig("host"), new StringReader(""), output, error, Services, TestContext.Current.CancellationToken);
+        var ex = Assert.Throws<InputException>(() => HostDaemon.Run(WriteConfig("host"), new StringReader(""), output, Services, TestContext.Current.CancellationToken));
 
-        Assert.Equal(2, code);
-        Assert.Contains("bridge.json: backend", error.ToString(), StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public void ParseArguments_MissingConfig_NamesTheOption()
-    {
-        Assert.Equal("f.json", HostDaemon.ParseArguments(["--config", "f.json"]));
-        Assert.Equal("--config", Assert.Throws<InputException>(() => HostDaemon.ParseArguments([])).Subject);
-        Assert.Throws<InputException>(() => HostDaemon.ParseArguments(["--port", "1"]));
+        Assert.EndsWith("bridge.json: backend", ex.Subject, StringComparison.Ordinal);
     }
 }
