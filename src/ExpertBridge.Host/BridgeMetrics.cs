@@ -59,8 +59,18 @@ public sealed class BridgeMetrics : IDisposable
     public void Serve(string host, int port)
     {
         var hostname = host == "::1" ? "[::1]" : host;
-        _server = new MetricServer(hostname, port, "metrics/", _registry);
-        _server.Start();
+        var server = new MetricServer(hostname, port, "metrics/", _registry);
+        try
+        {
+            server.Start();
+        }
+        catch (System.Net.HttpListenerException ex)
+        {
+            server.Dispose();
+            throw new Core.InputException("metrics.port", "a free loopback port", $"cannot listen on {hostname}:{port.ToString(CultureInfo.InvariantCulture)}: {ex.Message}");
+        }
+
+        _server = server;
         Endpoint = new Uri($"http://{hostname}:{port.ToString(CultureInfo.InvariantCulture)}/metrics");
     }
 

@@ -349,17 +349,17 @@ public static unsafe class Exports
             }
 
             var s = Marshal.PtrToStringUTF8((nint)text) ?? "";
-            HostConfig config;
+            Embedded embedded;
             try
             {
-                config = fromFile ? HostConfig.Load(s) : HostConfig.Parse(s, "config_json");
+                embedded = Embedded.Start(fromFile ? HostConfig.Load(s) : HostConfig.Parse(s, "config_json"));
             }
             catch (InputException ex)
             {
+                // The config, or what it names: an unknown policy, a script that does not compile, a busy metrics port.
                 throw new ExportException(Status.ConfigError, "config", ex.Message);
             }
 
-            var embedded = Embedded.Start(config);
             *outBridge = (nint)s_bridges.Add(embedded);
             return (int)Status.Ok;
         }

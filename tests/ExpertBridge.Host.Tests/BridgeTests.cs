@@ -364,6 +364,18 @@ public sealed class BridgeTests : IDisposable
     }
 
     [Fact]
+    public void Create_MetricsPortInUse_NamesMetricsPort()
+    {
+        using var busy = new TcpListener(IPAddress.Loopback, 0);
+        busy.Start();
+        var port = ((IPEndPoint)busy.LocalEndpoint).Port;
+
+        var ex = Assert.Throws<InputException>(() => Start(Config($", \"metrics\": {{ \"port\": {port} }}"), new TrivialPolicy()));
+
+        Assert.Equal("metrics.port", ex.Subject);
+    }
+
+    [Fact]
     public void Create_ScriptPolicyWithoutScriptingLayer_NamesThePolicyKey()
     {
         var file = Path.GetTempFileName() + ".csx";

@@ -43,6 +43,22 @@ public sealed unsafe class ExportsTests
     }
 
     [Fact]
+    public void Create_UnknownPolicy_ReturnsConfigErrorNamingThePolicy()
+    {
+        var bytes = Encoding.UTF8.GetBytes("{ \"model\": { \"layers\": 1, \"experts\": 4 }, \"topology\": { \"devices\": 2, \"slotsPerDevice\": 2 }, \"policy\": \"nosuch\" }\0");
+        nint handle;
+        int status;
+        fixed (byte* p = bytes)
+        {
+            delegate* unmanaged<byte*, nint*, int> create = &Exports.Create;
+            status = create(p, &handle);
+        }
+
+        Assert.Equal((int)Status.ConfigError, status);
+        Assert.Contains("unknown policy 'nosuch'", Exports.LastError, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void RecordStep_AfterDestroy_ReturnsInvalidHandle()
     {
         var h = Create(Config);
