@@ -49,6 +49,7 @@ internal static class Cli
         new ReplayVerb("replay"),
         new ReplayVerb("compare"),
         new TraceGenerateVerb(),
+        new SimulateVerb(),
         new ServeVerb(),
     ];
 

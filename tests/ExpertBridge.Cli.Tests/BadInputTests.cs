@@ -59,7 +59,8 @@ public sealed class BadInputTests : IDisposable
 
         var r = _cli.Run("evaluate", "--placement", sglang, "--load", load, "--devices", "2", "--slots-per-device", "4");
 
-        AssertUserError(r, sglang, "devices x slots-per-device");
+        AssertUserError(r, sglang, PlacementValidator.RuleShape);
+        Assert.Contains("7 slots", r.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

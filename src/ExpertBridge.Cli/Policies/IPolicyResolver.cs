@@ -9,7 +9,10 @@ namespace ExpertBridge.Cli.Policies;
 /// </summary>
 internal interface IPolicyResolver
 {
-    /// <summary>The policy <paramref name="spec"/> names; throws <see cref="InputException"/> with subject <c>--policy</c> when none.</summary>
+    /// <summary>
+    /// The policy <paramref name="spec"/> names; throws <see cref="InputException"/> with subject <c>--policy</c> when
+    /// none. The caller disposes a returned policy that is <see cref="IDisposable"/> (see <see cref="ResolvedPolicies"/>).
+    /// </summary>
     IPlacementPolicy Resolve(string spec);
 }
 

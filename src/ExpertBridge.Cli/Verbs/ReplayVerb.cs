@@ -1,5 +1,6 @@
 using ExpertBridge.Cli.Arguments;
 using ExpertBridge.Cli.Output;
+using ExpertBridge.Cli.Policies;
 using ExpertBridge.Core.Formats;
 using ExpertBridge.Core.Replay;
 using Newtonsoft.Json.Linq;
@@ -57,7 +58,8 @@ internal sealed class ReplayVerb : Verb
         var policyOptions = SharedOptions.PolicyOptions(args);
 
         // Resolve every policy before the (possibly long) replays, so a typo fails at once.
-        var policies = args.GetAll(s_policy).Select(context.Policies.Resolve).ToArray();
+        using var resolved = ResolvedPolicies.Resolve(context.Policies, args.GetAll(s_policy));
+        var policies = resolved.Policies;
         var trace = LoadFiles.Read(args.Get(s_trace));
         var window = args.Get(s_window, 100);
         var options = new ReplayOptions
@@ -69,7 +71,7 @@ internal sealed class ReplayVerb : Verb
             AllowColocatedReplicas = args.Has(SharedOptions.AllowColocated),
         };
 
-        var results = new List<ReplayResult>(policies.Length);
+        var results = new List<ReplayResult>(policies.Count);
         foreach (var policy in policies)
         {
             using var progress = context.StartProgress($"replay {policy.Name}");

@@ -1,0 +1,3 @@
+using ExpertBridge.Bindings.Generator;
+
+return GeneratorCli.Run(args, Console.Out, Console.Error);
