@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
+using ExpertBridge.Scripting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -11,10 +12,7 @@ public sealed class BridgeServices
 {
     public ILoggerFactory? LoggerFactory { get; init; }
 
-    /// <summary>Builds the source for a .csx policy path (the scripting layer).</summary>
-    public Func<HostConfig, IPolicySource>? ScriptPolicySourceFactory { get; init; }
-
-    /// <summary>Replaces the whole policy resolution (tests, embedders with their own policy).</summary>
+    /// <summary>Replaces the config's policy (embedders with their own policy, tests); see <see cref="PolicySources.ForPolicy"/>.</summary>
     public Func<HostConfig, IPolicySource>? PolicySourceFactory { get; init; }
 
     /// <summary>Builds the relocator for a device backend (cuda, cann: the device layer), or replaces the built-in ones.</summary>
@@ -68,6 +66,9 @@ public sealed partial class Bridge : IDisposable
     private static readonly TimeSpan s_idlePoll = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan s_drainSlice = TimeSpan.FromMilliseconds(20);
 
+    // The policy source enforces the time limit; this backstop only covers a source that never answers.
+    private static readonly TimeSpan s_policyBackstop = TimeSpan.FromSeconds(5);
+
     private readonly HostConfig _config;
     private readonly ILogger _log;
     private readonly IPolicySource _policy;
@@ -111,7 +112,6 @@ public sealed partial class Bridge : IDisposable
     private long _lastDropLog = long.MinValue / 2;
     private long _lastCheckedStep = -1;
     private long _lastRebalanceStep = long.MinValue / 2;
-    private Task? _abandonedPolicyCall;
     private volatile bool _stop;
     private volatile int _readyCount;
 
@@ -134,7 +134,7 @@ public sealed partial class Bridge : IDisposable
         _window = new double[config.Layers * config.Experts];
         _scratch = new float[config.Layers * config.Experts];
 
-        _policy = services.PolicySourceFactory?.Invoke(config) ?? PolicySources.Create(config, services.ScriptPolicySourceFactory);
+        _policy = services.PolicySourceFactory?.Invoke(config) ?? PolicySources.Open(config, loggerFactory);
         try
         {
             _relocator = CreateRelocator(config, services);
@@ -739,23 +739,30 @@ public sealed partial class Bridge : IDisposable
             layerBytes[l] = _relocator.ExpertBytes(l) is > 0 and var b ? b : _config.Topology.ExpertBytes;
         }
 
-        var decision = CallPolicy(snapshot, current, layerBytes, steps);
-        if (decision is null)
+        var context = new PolicyContext(_config.Topology, snapshot, current, _config.PolicyOptions, _config.ExpertGroups, layerBytes, steps);
+        var outcome = CallPolicy(context);
+        if (outcome is null)
         {
             return RebalanceOutcome.Failed;
         }
 
-        if (decision.IsKeep)
+        if (outcome.Kind == PolicyOutcomeKind.Failed)
         {
-            LogKept(_log, decision.Reason);
+            Fail(ref _policyFailures, FailureLabel(outcome.Failure), new InvalidOperationException(outcome.ToString()));
+            return RebalanceOutcome.Failed;
+        }
+
+        if (outcome.Kind == PolicyOutcomeKind.Kept || outcome.Placement.Equals(current))
+        {
+            LogKept(_log, outcome.Reason);
             return RebalanceOutcome.Kept;
         }
 
-        var target = decision.Placement!;
+        var target = outcome.Placement;
         try
         {
             PlacementValidator.EnsureShape(target, _config.Topology, Layers, Experts, "policy result");
-            PlacementValidator.EnsureValid(target, $"policy result ({_policy.Current.Name})", decision.AllowsColocatedReplicas);
+            PlacementValidator.EnsureValid(target, $"policy result ({outcome.PolicyName})", outcome.AllowsColocatedReplicas);
         }
         catch (InputException ex)
         {
@@ -777,7 +784,7 @@ public sealed partial class Bridge : IDisposable
         }
 
         Metrics.Rebalanced();
-        LogRebalancing(_log, layers.Count, decision.Reason, before.ImbalanceMean);
+        LogRebalancing(_log, layers.Count, outcome.Reason, before.ImbalanceMean);
         for (var i = 0; i < layers.Count; i++)
         {
             var l = layers[i];
@@ -817,59 +824,51 @@ public sealed partial class Bridge : IDisposable
         return RebalanceOutcome.Staged;
     }
 
-    private PolicyDecision? CallPolicy(LoadHistory snapshot, Placement current, long[] layerBytes, long steps)
+    /// <summary>Asks the policy source, folding recorded steps while it works so the raw ring does not overflow.</summary>
+    private PolicyOutcome? CallPolicy(PolicyContext context)
     {
-        if (_abandonedPolicyCall is { IsCompleted: false })
-        {
-            Fail(ref _policyFailures, "policy_busy", new TimeoutException("the previous policy call that timed out is still running"));
-            return null;
-        }
-
-        var policy = _policy.Current;
-        using var cts = new CancellationTokenSource();
-        var context = new PolicyContext(_config.Topology, snapshot, current, _config.PolicyOptions, _config.ExpertGroups, layerBytes, steps, cts.Token);
         var clock = Stopwatch.StartNew();
-        var call = Task.Run(() => policy.Decide(context), CancellationToken.None);
-        bool finished;
+        Task<PolicyOutcome> call;
         try
         {
-            // Keep folding recorded steps while the policy runs, so the raw ring does not overflow.
-            while (!call.IsCompleted && clock.Elapsed < _config.PolicyTimeout)
+            call = _policy.DecideAsync(context);
+            var limit = _config.PolicyTimeout + s_policyBackstop;
+            while (!call.IsCompleted && clock.Elapsed < limit)
             {
-                var left = _config.PolicyTimeout - clock.Elapsed;
-                call.Wait(left < s_drainSlice ? left : s_drainSlice);
+                call.Wait(s_drainSlice);
                 Drain();
             }
-
-            finished = call.IsCompleted;
-            call.Wait(0);
         }
-        catch (AggregateException ex)
+        catch (Exception ex) when (ex is AggregateException or InvalidOperationException or ObjectDisposedException)
         {
-            var inner = ex.InnerException ?? ex;
-            Fail(ref _policyFailures, inner is OperationCanceledException ? "policy_timeout" : "policy_error", inner);
+            Fail(ref _policyFailures, "policy_error", ex.InnerException ?? ex);
             return null;
         }
-        finally
+
+        clock.Stop();
+        Metrics.PolicyTime(clock.Elapsed);
+        lock (_gate)
         {
-            clock.Stop();
-            Metrics.PolicyTime(clock.Elapsed);
-            lock (_gate)
-            {
-                _lastPolicyMs = clock.Elapsed.TotalMilliseconds;
-            }
+            _lastPolicyMs = clock.Elapsed.TotalMilliseconds;
         }
 
-        if (!finished)
+        if (!call.IsCompleted)
         {
-            cts.Cancel();
-            _abandonedPolicyCall = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            Fail(ref _policyFailures, "policy_timeout", new TimeoutException($"policy '{policy.Name}' took longer than {_config.PolicyTimeout.TotalMilliseconds} ms; the placement in force is kept"));
+            Fail(ref _policyFailures, "policy_timeout", new TimeoutException($"the policy source gave no answer within {(_config.PolicyTimeout + s_policyBackstop).TotalSeconds} s"));
             return null;
         }
 
         return call.Result;
     }
+
+    private static string FailureLabel(PolicyFailureReason? reason) => reason switch
+    {
+        PolicyFailureReason.Timeout => "policy_timeout",
+        PolicyFailureReason.InvalidPlacement => "invalid_placement",
+        PolicyFailureReason.Busy => "policy_busy",
+        PolicyFailureReason.Cancelled => "policy_cancelled",
+        _ => "policy_error",
+    };
 
     /// <summary>Layers that change, best gain first, as many as the move budget allows.</summary>
     private List<int> ChooseLayers(Placement current, Placement target, LoadMatrix load, PlacementReport before, long[] layerBytes)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
+using ExpertBridge.Scripting;
 using Microsoft.Extensions.Logging;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
@@ -87,8 +88,11 @@ public sealed record HostConfig
 
     public BackendKind Backend { get; init; } = BackendKind.Host;
 
-    /// <summary>A built-in policy name, or the full path of a .csx script or of a directory holding one.</summary>
+    /// <summary>A built-in policy name, the full path of a .csx script, or a bare name looked up in <see cref="PolicyDirectory"/>.</summary>
     public string Policy { get; init; } = "trivial";
+
+    /// <summary>Where bare policy names are looked up as NAME.csx (full path), or null.</summary>
+    public string? PolicyDirectory { get; init; }
 
     /// <summary>Options handed to the policy (overriding a script's header options).</summary>
     public PolicyOptions PolicyOptions { get; init; } = PolicyOptions.Empty;
@@ -144,7 +148,7 @@ public sealed record HostConfig
         }
 
         var r = new ConfigReader(source);
-        r.OnlyKeys(root, "", "model", "topology", "backend", "policy", "policyOptions", "policyTimeoutMs", "rebalance", "moveBudget", "metrics", "logging");
+        r.OnlyKeys(root, "", "model", "topology", "backend", "policy", "policyDirectory", "policyOptions", "policyTimeoutMs", "rebalance", "moveBudget", "metrics", "logging");
 
         var model = r.Object(root, "model", required: true)!;
         r.OnlyKeys(model, "model", "layers", "experts", "expertGroups");
@@ -193,12 +197,23 @@ public sealed record HostConfig
             throw r.Error("policy", "a built-in policy name or a .csx path", "empty");
         }
 
-        if (LooksLikePath(policy))
+        var baseDir = baseDirectory ?? Directory.GetCurrentDirectory();
+        if (PolicyResolver.IsScriptPath(policy))
         {
-            policy = Path.GetFullPath(policy, baseDirectory ?? Directory.GetCurrentDirectory());
-            if (!File.Exists(policy) && !Directory.Exists(policy))
+            policy = Path.GetFullPath(policy, baseDir);
+            if (!File.Exists(policy))
             {
-                throw r.Error("policy", "an existing .csx file or directory", $"'{policy}' does not exist");
+                throw r.Error("policy", "a built-in policy name or an existing .csx script", $"'{policy}' does not exist");
+            }
+        }
+
+        string? policyDirectory = null;
+        if (root["policyDirectory"] is not null)
+        {
+            policyDirectory = Path.GetFullPath(r.String(root, "policyDirectory", "."), baseDir);
+            if (!Directory.Exists(policyDirectory))
+            {
+                throw r.Error("policyDirectory", "an existing directory", $"'{policyDirectory}' does not exist");
             }
         }
 
@@ -278,6 +293,7 @@ public sealed record HostConfig
             Topology = Topology.Create(devices, slotsPerDevice, nodes, expertBytes),
             Backend = backend,
             Policy = policy,
+            PolicyDirectory = policyDirectory,
             PolicyOptions = new PolicyOptions(options, $"{source}: policyOptions"),
             PolicyTimeout = TimeSpan.FromMilliseconds(timeoutMs),
             Rebalance = rebalance,
@@ -286,13 +302,6 @@ public sealed record HostConfig
             LogLevel = level,
             Source = source,
         };
-    }
-
-    /// <summary>True when <paramref name="policy"/> names a file or folder rather than a built-in policy.</summary>
-    public static bool LooksLikePath(string policy)
-    {
-        ArgumentNullException.ThrowIfNull(policy);
-        return policy.EndsWith(".csx", StringComparison.OrdinalIgnoreCase) || policy.Contains('/', StringComparison.Ordinal) || policy.Contains('\\', StringComparison.Ordinal) || policy.StartsWith('.');
     }
 
     /// <summary>Typed getters whose errors name the source and the dotted key.</summary>

@@ -33,7 +33,6 @@ public static partial class HostDaemon
         {
             LoggerFactory = services?.LoggerFactory ?? loggers,
             PolicySourceFactory = services?.PolicySourceFactory,
-            ScriptPolicySourceFactory = services?.ScriptPolicySourceFactory,
             RelocatorFactory = services?.RelocatorFactory,
         };
         using (var bridge = Bridge.Create(config, withLogs))

@@ -1,27 +1,29 @@
 using ExpertBridge.Core.Policies;
+using ExpertBridge.Scripting;
 
 namespace ExpertBridge.Host;
 
 /// <summary>
-/// Where the bridge gets its policy: a built-in by name, or a hot-reloaded script (the scripting layer). The bridge
-/// calls <see cref="Current"/> once per decision, off the serving thread, under its own time limit; a source swaps
+/// Where the bridge gets its decisions: the scripting layer's <see cref="PolicyHost"/> (a built-in, or a hot-reloaded
+/// script) in production, through <see cref="PolicySources"/>. The bridge calls <see cref="DecideAsync"/> off the
+/// serving thread; a source enforces the time limit, captures failures and validates placements, and swaps reloaded
 /// versions atomically so a call never sees half a reload.
 /// </summary>
 public interface IPolicySource : IDisposable
 {
-    /// <summary>What is loaded now (a name or a path), for logs.</summary>
+    /// <summary>What is loaded (a built-in name or a script path), for logs.</summary>
     string Description { get; }
 
-    /// <summary>Successful reloads since the source was created (the first load not counted).</summary>
+    /// <summary>Reloads that put a new version in force (from the file watcher or <see cref="Reload"/>).</summary>
     long Reloads { get; }
 
-    /// <summary>Failed reloads (compile errors, missing files); the running version was kept each time.</summary>
+    /// <summary>Reloads that failed (compile errors, a missing file); the running version was kept each time.</summary>
     long ReloadFailures { get; }
 
-    /// <summary>The policy in force.</summary>
-    IPlacementPolicy Current { get; }
+    /// <summary>Calls the policy under its time limit. A policy's failure is an outcome, never an exception.</summary>
+    Task<PolicyOutcome> DecideAsync(PolicyContext context);
 
-    /// <summary>Reloads now; throws <see cref="Core.InputException"/> naming the file and the error, keeping the running version.</summary>
+    /// <summary>Reloads now; throws <see cref="Core.InputException"/> naming the file, line and error when the new version fails.</summary>
     void Reload();
 }
 

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
 using ExpertBridge.Host;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ExpertBridge.Host.Tests;
 
@@ -43,7 +44,7 @@ public sealed class BridgeTests : IDisposable
         """, "test.json");
 
     private static Bridge Start(HostConfig config, IPlacementPolicy policy) =>
-        Bridge.Create(config, new BridgeServices { PolicySourceFactory = _ => new FixedPolicySource(policy) });
+        Bridge.Create(config, new BridgeServices { PolicySourceFactory = c => PolicySources.ForPolicy(policy, c, NullLoggerFactory.Instance) });
 
     /// <summary>Expert e's weights in layer l: a pattern only that (layer, expert) has.</summary>
     private static float Pattern(int layer, int expert, int i) => (layer * 1000) + (expert * 10) + (i * 0.001f);
@@ -354,7 +355,7 @@ public sealed class BridgeTests : IDisposable
         var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"), TestContext.Current.CancellationToken);
 
         Assert.Contains("expertbridge_rebalances_total 1", text, StringComparison.Ordinal);
-        Assert.Contains("expertbridge_policy_reloads_total 1", text, StringComparison.Ordinal);
+        Assert.Contains("expertbridge_policy_reloads_total 0", text, StringComparison.Ordinal); // nothing to reload in a built-in
         Assert.Contains("expertbridge_layer_imbalance{layer=\"1\"}", text, StringComparison.Ordinal);
         Assert.Contains("expertbridge_balancedness", text, StringComparison.Ordinal);
         Assert.Contains("expertbridge_experts_moved_total", text, StringComparison.Ordinal);
@@ -376,21 +377,53 @@ public sealed class BridgeTests : IDisposable
     }
 
     [Fact]
-    public void Create_ScriptPolicyWithoutScriptingLayer_NamesThePolicyKey()
+    public void Create_ScriptThatDoesNotCompile_NamesFileLineAndColumn()
     {
-        var file = Path.GetTempFileName() + ".csx";
-        File.WriteAllText(file, "// policy");
+        var dir = Directory.CreateTempSubdirectory("eb-script-");
         try
         {
-            var config = Config($", \"policy\": \"{file}\"");
+            var script = Path.Combine(dir.FullName, "broken.csx");
+            File.WriteAllText(script, "return new NoSuchPolicy();\n");
 
-            var ex = Assert.Throws<InputException>(() => Bridge.Create(config));
+            var ex = Assert.Throws<InputException>(() => Bridge.Create(Config($", \"policy\": \"{script}\"")));
 
-            Assert.Equal("test.json: policy", ex.Subject);
+            Assert.StartsWith(script + ":1:", ex.Subject, StringComparison.Ordinal);
         }
         finally
         {
-            File.Delete(file);
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Loop_ScriptRewritten_HotReloadsAndKeepsServing()
+    {
+        var dir = Directory.CreateTempSubdirectory("eb-script-");
+        try
+        {
+            var script = Path.Combine(dir.FullName, "policy.csx");
+            File.WriteAllText(script, "// @option window = 20\nreturn new EplbPolicy();\n");
+            using var bridge = Bridge.Create(Config($", \"policy\": \"{script}\""));
+            FillAndRegister(bridge);
+            Serve(bridge, 30);
+
+            File.WriteAllText(script + ".tmp", "// @option window = 30\nreturn new EplbPolicy();\n");
+            File.Move(script + ".tmp", script, overwrite: true);
+            WaitFor(() => bridge.Stats.PolicyReloads == 1, () => Serve(bridge, 1));
+            File.WriteAllText(script + ".tmp", "return new EplbPolicy(;\n");
+            File.Move(script + ".tmp", script, overwrite: true);
+            var failure = Assert.Throws<InputException>(bridge.ReloadPolicy);
+            var outcome = bridge.RequestRebalance(TimeSpan.FromSeconds(20));
+
+            Assert.StartsWith(script + ":1:", failure.Subject, StringComparison.Ordinal);
+            Assert.NotEqual(RebalanceOutcome.Failed, outcome); // the reloaded version keeps deciding
+            Assert.NotEqual(RebalanceOutcome.Pending, outcome);
+            Assert.Equal(1, bridge.Stats.PolicyReloads);
+            Assert.Equal(0, bridge.Stats.PolicyFailures);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
         }
     }
 

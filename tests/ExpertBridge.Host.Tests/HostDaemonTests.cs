@@ -24,7 +24,7 @@ public sealed class HostDaemonTests : IDisposable
     private static BridgeServices Services => new()
     {
         LoggerFactory = NullLoggerFactory.Instance,
-        PolicySourceFactory = _ => new FixedPolicySource(new GreedyTestPolicy()),
+        PolicySourceFactory = c => PolicySources.ForPolicy(new GreedyTestPolicy(), c, NullLoggerFactory.Instance),
     };
 
     [Fact]

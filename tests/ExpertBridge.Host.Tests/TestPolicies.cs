@@ -63,23 +63,3 @@ internal sealed class DelegatePolicy(string name, Func<PolicyContext, PolicyDeci
 
     public PolicyDecision Decide(PolicyContext context) => decide(context);
 }
-
-/// <summary>A policy source over one fixed instance, counting reloads.</summary>
-internal sealed class FixedPolicySource(IPlacementPolicy policy) : IPolicySource
-{
-    private long _reloads;
-
-    public string Description => policy.Name;
-
-    public long Reloads => Interlocked.Read(ref _reloads);
-
-    public long ReloadFailures => 0;
-
-    public IPlacementPolicy Current => policy;
-
-    public void Reload() => Interlocked.Increment(ref _reloads);
-
-    public void Dispose()
-    {
-    }
-}
