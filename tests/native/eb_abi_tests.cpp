@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "expertbridge.h"
 
 namespace {
@@ -50,7 +52,7 @@ const char* kConfig = R"({
   "backend": "host",
   "policy": "trivial",
   "rebalance": { "cadenceSteps": 0, "imbalanceTrigger": 0, "windowSteps": 64, "checkEverySteps": 8, "warmupSteps": 0 },
-  "logging": { "level": "Warning" }
+  "logging": { "level": "Error" }
 })";
 
 }  // namespace
@@ -262,6 +264,35 @@ int main()
     expect(eb_get_info(bridge, &info), EB_STATUS_INVALID_HANDLE, "the old handle stays stale after its slot is reused", "destroyed");
     expect(eb_get_info(second, &info), EB_STATUS_OK, "the new handle works");
     expect(eb_destroy(second), EB_STATUS_OK, "destroy the second bridge");
+
+    // A policy script compiled and loaded inside the hosted component (its own load context under hostfxr).
+    char dir_template[] = "/tmp/eb-abi-XXXXXX";
+    if (const char* dir = mkdtemp(dir_template)) {
+        std::string script = std::string(dir) + "/policy.csx";
+        if (FILE* f = std::fopen(script.c_str(), "w")) {
+            std::fputs("// @option window = 10\nreturn new TrivialPolicy();\n", f);
+            std::fclose(f);
+        }
+        std::string config = std::string(R"({"model":{"layers":2,"experts":8},"topology":{"devices":4,"slotsPerDevice":3},)")
+            + R"("logging":{"level":"Error"},"policy":")" + script + "\"}";
+        eb_bridge scripted = nullptr;
+        expect(eb_create(config.c_str(), &scripted), EB_STATUS_OK, "create with a .csx policy (compiled inside the hosted component)");
+        eb_rebalance_result r = EB_REBALANCE_PENDING;
+        expect(eb_rebalance(scripted, 30000, &r), EB_STATUS_OK, "rebalance with the script");
+        check(r == EB_REBALANCE_KEPT, "the scripted trivial policy keeps the trivial placement");
+        if (FILE* f = std::fopen(script.c_str(), "w")) {
+            std::fputs("return new TrivialPolicy(;\n", f);
+            std::fclose(f);
+        }
+        expect(eb_reload_policies(scripted), EB_STATUS_POLICY_ERROR, "reloading a script that does not compile", "policy.csx:1:");
+        expect(eb_rebalance(scripted, 30000, &r), EB_STATUS_OK, "the previous version keeps serving");
+        check(r == EB_REBALANCE_KEPT, "the previous version still decides");
+        expect(eb_destroy(scripted), EB_STATUS_OK, "destroy the scripted bridge");
+        std::remove(script.c_str());
+        rmdir(dir);
+    } else {
+        check(false, "mkdtemp");
+    }
 
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
