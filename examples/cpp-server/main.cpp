@@ -416,8 +416,8 @@ int main(int argc, char** argv)
         }
     }
 
-    // Give a rewrite near the end a moment to be picked up, so the summary can say whether it was.
-    for (int i = 0; i < 50 && policy_rewrites > 0 && is_script(policy) && observed_reloads <= reloads_at_rewrite; ++i) {
+    // Give a rewrite near the end up to 30 s to be compiled and picked up, so the summary can say whether it was.
+    for (int i = 0; i < 300 && policy_rewrites > 0 && is_script(policy) && observed_reloads <= reloads_at_rewrite; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         EB_CHECK(eb_get_stats(bridge, &stats));
         observed_reloads = stats.policy_reloads;
