@@ -181,8 +181,9 @@ typedef enum eb_rebalance_result {
  * flight finishes first: its layers must be committed by eb_step_boundary before a new one starts. */
 EB_API eb_status eb_rebalance(eb_bridge bridge, uint32_t timeout_ms, eb_rebalance_result* result);
 
-/* Reloads the policy now (a script is also reloaded by itself when its file changes). On failure returns
- * EB_STATUS_POLICY_ERROR with the compiler's message, and the previous version keeps running. */
+/* Reloads the policy script now (a script is also reloaded by itself when its file changes; a built-in policy has
+ * nothing to reload and returns EB_STATUS_OK). On failure returns EB_STATUS_POLICY_ERROR with the compiler's
+ * message ("policy.csx:3:17: ..."), and the previous version keeps running. */
 EB_API eb_status eb_reload_policies(eb_bridge bridge);
 
 typedef struct eb_stats {
