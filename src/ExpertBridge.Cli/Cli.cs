@@ -50,6 +50,7 @@ internal static class Cli
         new ReplayVerb("compare"),
         new TraceGenerateVerb(),
         new SimulateVerb(),
+        new ServeVerb(),
     ];
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, stdout, stderr, new CliServices());

@@ -244,4 +244,26 @@ public sealed class BadInputTests : IDisposable
 
         public PolicyDecision Decide(PolicyContext context) => throw new InvalidOperationException("boom");
     }
+
+    [Fact]
+    public void Serve_HostBackend_NamesTheBackendKey()
+    {
+        var config = _cli.WriteFile("bridge.json", "{ \"model\": { \"layers\": 1, \"experts\": 4 }, \"topology\": { \"devices\": 2, \"slotsPerDevice\": 2 }, \"backend\": \"host\" }");
+
+        var result = _cli.Run("serve", "--config", config);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("bridge.json: backend", result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Serve_UnknownConfigKey_NamesTheKey()
+    {
+        var config = _cli.WriteFile("bridge.json", "{ \"model\": { \"layers\": 1, \"experts\": 4 }, \"topology\": { \"devices\": 2, \"slotsPerDevice\": 2 }, \"cadence\": 3 }");
+
+        var result = _cli.Run("serve", "--config", config);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("bridge.json: cadence", result.Stderr, StringComparison.Ordinal);
+    }
 }
