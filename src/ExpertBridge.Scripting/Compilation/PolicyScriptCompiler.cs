@@ -187,6 +187,11 @@ internal sealed class PolicyScriptCompiler
         [
             "System.Private.CoreLib", "System.Runtime", "System.Collections", "System.Collections.Immutable", "System.Linq",
             "System.Memory", "System.Numerics.Vectors", "System.Runtime.Intrinsics", "System.Runtime.Numerics",
+
+            // Referenced only so that the guard can name what a script reached for ("System.Console is not
+            // allowed ...") instead of the compiler's "the name 'Console' does not exist".
+            "System.Console", "System.Diagnostics.Process", "System.ComponentModel.Primitives", "System.Net.Http",
+            "System.Net.Primitives", "System.Net.Sockets",
         ];
         var contractDependencies = typeof(IPlacementPolicy).Assembly.GetReferencedAssemblies().Select(a => a.Name!);
         var paths = names.Concat(contractDependencies)
