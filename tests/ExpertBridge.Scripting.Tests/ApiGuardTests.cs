@@ -25,6 +25,7 @@ public class ApiGuardTests
         { "new System.Threading.Thread(() => { }).Start();", "System.Threading.Thread", PolicyApiGuard.RuleThreads },
         { "var timer = new System.Threading.Timer(_ => { }, null, 0, 0);", "System.Threading.Timer", PolicyApiGuard.RuleThreads },
         { "var task = System.Threading.Tasks.Task.Run(() => 1);", "System.Threading.Tasks.Task.Run", PolicyApiGuard.RuleThreads },
+        { "var factory = System.Threading.Tasks.Task<int>.Factory;", "System.Threading.Tasks.Task<TResult>.Factory", PolicyApiGuard.RuleThreads },
         { "var home = Environment.GetEnvironmentVariable(\"HOME\");", "System.Environment", PolicyApiGuard.RuleEnvironment },
         { "Console.WriteLine(\"hi\");", "System.Console", PolicyApiGuard.RuleEnvironment },
         { "GC.Collect();", "System.GC", PolicyApiGuard.RuleEnvironment },
@@ -85,8 +86,29 @@ public class ApiGuardTests
             return new TrivialPolicy();
             """);
 
-        var result = PolicyResolver.CreateCompiler(files.Options()).Compile(PolicySourceSet.Read(path), useCache: false, TestContext.Current.CancellationToken);
+        var compiler = PolicyResolver.CreateCompiler(files.Options());
+        var result = compiler.Compile(PolicySourceSet.Read(path), useCache: false, TestContext.Current.CancellationToken);
 
         Assert.True(result.Success, string.Join("\n", result.Diagnostics));
+        Assert.Equal(0, compiler.GuardWalks);
+    }
+
+    [Fact]
+    public void Compile_CleanPolicy_SkipsSourceWalk_ForbiddenUseDoesNot()
+    {
+        using var files = new PolicyFiles();
+        var clean = files.WriteSample();
+        var sneaky = files.Write("sneaky.csx", "// sneaky: reaches System.Type through an inferred local\nvar t = new object().GetType();\nvar n = t.Name;\nreturn new TrivialPolicy();\n");
+        var compiler = PolicyResolver.CreateCompiler(files.Options());
+
+        var ok = compiler.Compile(PolicySourceSet.Read(clean), useCache: false, TestContext.Current.CancellationToken);
+        var walksAfterClean = compiler.GuardWalks;
+        var refused = compiler.Compile(PolicySourceSet.Read(sneaky), useCache: false, TestContext.Current.CancellationToken);
+
+        Assert.True(ok.Success);
+        Assert.Equal(0, walksAfterClean);
+        Assert.False(refused.Success);
+        Assert.Equal(1, compiler.GuardWalks);
+        Assert.Contains(refused.Diagnostics, d => d.Message == $"System.Type is not allowed in policies (rule: {PolicyApiGuard.RuleReflection})");
     }
 }
