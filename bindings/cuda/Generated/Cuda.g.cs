@@ -325,6 +325,22 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuEventElapsedTime_v2", ExactSpelling = true)]
     public static extern CUresult EventElapsedTime(float* pMilliseconds, CUevent hStart, CUevent hEnd);
 
+    /// <summary><c>CUresult cuModuleLoadData(CUmodule *module, const void *image)</c>.</summary>
+    [DllImport(LibraryName, EntryPoint = "cuModuleLoadData", ExactSpelling = true)]
+    public static extern CUresult ModuleLoadData(CUmodule* module, void* image);
+
+    /// <summary><c>CUresult cuModuleUnload(CUmodule hmod)</c>.</summary>
+    [DllImport(LibraryName, EntryPoint = "cuModuleUnload", ExactSpelling = true)]
+    public static extern CUresult ModuleUnload(CUmodule hmod);
+
+    /// <summary><c>CUresult cuModuleGetFunction(CUfunction *hfunc, CUmodule hmod, const char *name)</c>.</summary>
+    [DllImport(LibraryName, EntryPoint = "cuModuleGetFunction", ExactSpelling = true)]
+    public static extern CUresult ModuleGetFunction(CUfunction* hfunc, CUmodule hmod, byte* name);
+
+    /// <summary><c>CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra)</c>.</summary>
+    [DllImport(LibraryName, EntryPoint = "cuLaunchKernel", ExactSpelling = true)]
+    public static extern CUresult LaunchKernel(CUfunction f, uint gridDimX, uint gridDimY, uint gridDimZ, uint blockDimX, uint blockDimY, uint blockDimZ, uint sharedMemBytes, CUstream hStream, void** kernelParams, void** extra);
+
     /// <summary>The C name of a <see cref="CUresult"/> code (<c>CUDA_SUCCESS</c>), or null for a code the manifest does not list.</summary>
     public static string? GetResultName(CUresult status) => status switch
     {
