@@ -540,7 +540,6 @@ public sealed class RelocationEngine : IDisposable
         }
 
         var clock = Stopwatch.StartNew();
-        var spins = 0;
         while (true)
         {
             try
@@ -569,14 +568,7 @@ public sealed class RelocationEngine : IDisposable
                 throw new TimeoutException($"{transport.Name} transfers of {why}; the transport was aborted");
             }
 
-            if (++spins < 64)
-            {
-                await Task.Yield();
-            }
-            else
-            {
-                await Task.Delay(1, CancellationToken.None).ConfigureAwait(false);
-            }
+            await DeviceEvent.Pause(clock, CancellationToken.None).ConfigureAwait(false);
         }
     }
 

@@ -5,7 +5,7 @@ namespace ExpertBridge.Devices;
 
 /// <summary>How to open a <see cref="CollectiveTransport"/>: the job's ranks, this process's share, and how the
 /// job's unique id reaches this process (exactly one of <see cref="UniqueId"/> and <see cref="RendezvousFile"/>).</summary>
-public sealed class CollectiveTransportOptions
+public sealed record CollectiveTransportOptions
 {
     /// <summary>Ranks of the communicator: every global device (EP rank) of the job.</summary>
     public int Ranks { get; init; }
