@@ -12,6 +12,14 @@ internal static class ReportPlots
     private const int Width = 1100;
     private const int Height = 560;
 
+    // ScottPlot's own sans-serif choice falls back to Skia's default typeface (a serif on many Linux machines).
+    private static readonly Lazy<string> s_sansFont = new(() =>
+    {
+        string[] preferred = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "Arial", "Helvetica", "Segoe UI"];
+        var installed = SkiaSharp.SKFontManager.Default.FontFamilies;
+        return preferred.FirstOrDefault(f => installed.Contains(f, StringComparer.OrdinalIgnoreCase)) ?? Fonts.Sans;
+    });
+
     /// <summary>
     /// Per layer, the busiest device's load averaged over the scored steps, one line per policy, against BestEP (the
     /// mean device load, what a perfect balance would give): the figure OmniPlacement's report draws against EPLB.
@@ -121,7 +129,7 @@ internal static class ReportPlots
     private static Plot NewPlot(string title, string x, string y)
     {
         var plot = new Plot();
-        plot.Font.Set(Fonts.Sans);
+        plot.Font.Set(s_sansFont.Value);
         plot.Title(title);
         plot.XLabel(x);
         plot.YLabel(y);
@@ -132,7 +140,7 @@ internal static class ReportPlots
     {
         if (plot.GetPlottables().Count() > 1)
         {
-            plot.ShowLegend(Alignment.UpperRight);
+            plot.ShowLegend(Edge.Right); // outside the data area: never hides a line
         }
 
         plot.SavePng(path, width, height);

@@ -46,11 +46,7 @@ internal sealed class ReplayVerb : Verb
     public override string Example => $"expertbridge {_name} --trace trace.npy --policy trivial --policy eplb --devices 8 --slots-per-device 5 --window 100 --interval 50";
 
     public override IReadOnlyList<CliOption> Options { get; } =
-    [
-        s_trace, s_policy,
-        SharedOptions.Devices.AsRequired(), SharedOptions.SlotsPerDevice.AsRequired(), SharedOptions.Nodes, SharedOptions.Groups,
-        SharedOptions.Window, SharedOptions.Interval, SharedOptions.ExpertBytes, SharedOptions.PolicyOption, SharedOptions.AllowColocated, s_json,
-    ];
+    [s_trace, s_policy, .. SharedOptions.ReplaySet, s_json];
 
     public override int Execute(ParsedArguments args, CliContext context)
     {

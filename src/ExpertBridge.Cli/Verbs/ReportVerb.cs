@@ -31,11 +31,7 @@ internal sealed class ReportVerb : Verb
     public override string Example => "expertbridge report --trace trace.npy --policies trivial,eplb,policies/omniplacement.csx --devices 32 --slots-per-device 9 --nodes 4 --groups 8 --window 100 --interval 50 --out report";
 
     public override IReadOnlyList<CliOption> Options { get; } =
-    [
-        s_trace, s_policies,
-        SharedOptions.Devices.AsRequired(), SharedOptions.SlotsPerDevice.AsRequired(), SharedOptions.Nodes, SharedOptions.Groups,
-        SharedOptions.Window, SharedOptions.Interval, SharedOptions.ExpertBytes, SharedOptions.PolicyOption, SharedOptions.AllowColocated, s_out,
-    ];
+    [s_trace, s_policies, .. SharedOptions.ReplaySet, s_out];
 
     public override int Execute(ParsedArguments args, CliContext context)
     {

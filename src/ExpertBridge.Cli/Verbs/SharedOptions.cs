@@ -26,6 +26,12 @@ internal static class SharedOptions
 
     public static readonly CliOption<bool> AllowColocated = Option.Flag("--allow-colocated", "accept policy placements with two replicas of one expert on one device (policies that make them on purpose, like eplb, say so themselves)");
 
+    /// <summary>What a replay of several policies needs besides the trace and the policies (replay, compare, report).</summary>
+    public static IReadOnlyList<CliOption> ReplaySet { get; } =
+    [
+        Devices.AsRequired(), SlotsPerDevice.AsRequired(), Nodes, Groups, Window, Interval, ExpertBytes, PolicyOption, AllowColocated,
+    ];
+
     /// <summary>The topology from --devices, --slots-per-device, --nodes and --expert-bytes.</summary>
     public static Topology Topology(ParsedArguments args) =>
         Core.Topology.Create(args.Get(Devices), args.Get(SlotsPerDevice), args.Get(Nodes, 1), args.Get(ExpertBytes, 0L));
