@@ -20,6 +20,11 @@ internal static class ReportPlots
         return preferred.FirstOrDefault(f => installed.Contains(f, StringComparer.OrdinalIgnoreCase)) ?? Fonts.Sans;
     });
 
+    /// <summary>Why figures would have no text here (Skia finds no font), or null when fonts are installed.</summary>
+    public static string? MissingFonts =>
+        SkiaSharp.SKFontManager.Default.FontFamilies.Any() ? null
+            : "no fonts found, so the figures will have no titles or labels (install a TrueType font under /usr/share/fonts, e.g. Debian's fonts-dejavu-core)";
+
     /// <summary>
     /// Per layer, the busiest device's load averaged over the scored steps, one line per policy, against BestEP (the
     /// mean device load, what a perfect balance would give): the figure OmniPlacement's report draws against EPLB.

@@ -44,6 +44,11 @@ internal sealed class ReportVerb : Verb
         var options = SharedOptions.ReplayOptions(args, trace, policyOptions);
         var results = ReplayVerb.RunAll(trace, topology, resolved.Policies, options, context);
 
+        if (ReportPlots.MissingFonts is { } fonts)
+        {
+            context.Stderr.WriteLine($"expertbridge: warning: {fonts}");
+        }
+
         Directory.CreateDirectory(outDir);
         var files = ReportWriter.Write(outDir, new ReportInput(tracePath, trace, topology, options, results));
         context.Stdout.WriteLine($"trace: {trace.Steps} steps x {trace.Layers} layers x {trace.Experts} experts; {topology}; window {options.Window}, interval {options.Interval}");
