@@ -223,7 +223,7 @@ public sealed class BadInputTests : IDisposable
 
     private sealed class FixedResolver(IPlacementPolicy policy) : IPolicyResolver
     {
-        public IPlacementPolicy Resolve(string spec) => policy;
+        public IPlacementPolicy Resolve(string spec, PolicyOptions options) => policy;
     }
 
     private sealed class OutOfRangePolicy : IPlacementPolicy
