@@ -1,3 +1,4 @@
+using ExpertBridge.Core.Formats;
 using ExpertBridge.Cli.Output;
 using ExpertBridge.Cli.Policies;
 using ExpertBridge.Core;
@@ -59,7 +60,7 @@ public sealed class BadInputTests : IDisposable
 
         var r = _cli.Run("evaluate", "--placement", sglang, "--load", load, "--devices", "2", "--slots-per-device", "4");
 
-        AssertUserError(r, sglang, PlacementValidator.RuleShape);
+        AssertUserError(r, sglang, PlacementFiles.RuleLayerSlots);
         Assert.Contains("7 slots", r.Stderr, StringComparison.Ordinal);
     }
 
