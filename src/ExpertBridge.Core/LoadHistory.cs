@@ -98,7 +98,7 @@ public sealed class LoadHistory : IReadOnlyLoadHistory
     /// <summary>Step <paramref name="index"/> of the view (0 = oldest held), [layers, experts] row-major.</summary>
     public ReadOnlySpan<float> GetStep(int index)
     {
-        if ((uint)index >= (uint)Count)
+        if (index < 0 || index >= Count)
         {
             throw new ArgumentOutOfRangeException(nameof(index), index, $"history holds {Count} steps");
         }

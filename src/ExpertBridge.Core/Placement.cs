@@ -96,7 +96,7 @@ public sealed class Placement : IEquatable<Placement>
         var counts = new int[LogicalExperts];
         foreach (var e in Layer(layer))
         {
-            if ((uint)e < (uint)LogicalExperts)
+            if (e >= 0 && e < LogicalExperts)
             {
                 counts[e]++;
             }
@@ -120,7 +120,7 @@ public sealed class Placement : IEquatable<Placement>
         for (var s = 0; s < row.Length; s++)
         {
             var e = row[s];
-            if ((uint)e < (uint)LogicalExperts)
+            if (e >= 0 && e < LogicalExperts)
             {
                 result[e][fill[e]++] = s;
             }

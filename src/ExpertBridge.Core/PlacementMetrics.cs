@@ -50,7 +50,7 @@ public static class PlacementMetrics
         for (var s = 0; s < row.Length; s++)
         {
             var e = row[s];
-            if ((uint)e < (uint)expertLoads.Length && replicaCounts[e] > 0)
+            if (e >= 0 && e < expertLoads.Length && replicaCounts[e] > 0)
             {
                 deviceLoads[topology.DeviceOf(s)] += expertLoads[e] / replicaCounts[e];
             }
@@ -67,7 +67,7 @@ public static class PlacementMetrics
         for (var s = 0; s < row.Length; s++)
         {
             var e = row[s];
-            if ((uint)e < (uint)expertLoads.Length && replicaCounts[e] > 0)
+            if (e >= 0 && e < expertLoads.Length && replicaCounts[e] > 0)
             {
                 deviceLoads[topology.DeviceOf(s)] += expertLoads[e] / replicaCounts[e];
             }

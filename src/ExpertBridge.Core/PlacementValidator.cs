@@ -39,7 +39,7 @@ public static class PlacementValidator
                     continue;
                 }
 
-                if ((uint)e >= (uint)placement.LogicalExperts)
+                if (e < 0 || e >= placement.LogicalExperts)
                 {
                     violations.Add(new PlacementViolation(l, s, RuleIdInRange, $"expert id {e} is out of range (experts: {placement.LogicalExperts})"));
                     continue;

@@ -239,7 +239,7 @@ public sealed class DeviceRuntime : IDisposable
 
     private void CheckDevice(int device)
     {
-        if ((uint)device >= (uint)Devices.Count)
+        if (device < 0 || device >= Devices.Count)
         {
             throw new ArgumentOutOfRangeException(nameof(device), device, $"{Name} has {Devices.Count} device(s)");
         }

@@ -115,7 +115,6 @@ public sealed class DeviceEvent : DeviceResource
     public async Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var clock = Stopwatch.StartNew();
-        var spins = 0;
         while (!IsComplete)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -124,19 +123,21 @@ public sealed class DeviceEvent : DeviceResource
                 return false;
             }
 
-            // A short busy phase catches sub-millisecond copies; after it, poll at the timer's resolution.
-            if (++spins < 64)
-            {
-                await Task.Yield();
-            }
-            else
-            {
-                await Task.Delay(1, cancellationToken).ConfigureAwait(false);
-            }
+            await Pause(clock, cancellationToken).ConfigureAwait(false);
         }
 
         return true;
     }
+
+    /// <summary>
+    /// Between two polls of device work that started <paramref name="clock"/> ago: yield the thread for the first
+    /// <see cref="SpinPhase"/> (a copy of tens of MB finishes within it, and a 1 ms timer tick per transfer would leave
+    /// a fast device idle), then sleep at the timer's resolution.
+    /// </summary>
+    internal static Task Pause(Stopwatch clock, CancellationToken cancellationToken) =>
+        clock.Elapsed < SpinPhase ? Task.Run(Thread.Yield, CancellationToken.None) : Task.Delay(1, cancellationToken);
+
+    private static readonly TimeSpan SpinPhase = TimeSpan.FromMilliseconds(2);
 
     /// <summary>Time between two completed, timed events of the same device.</summary>
     public static TimeSpan Elapsed(DeviceEvent start, DeviceEvent end)

@@ -5,8 +5,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ExpertBridge.Scripting;
 
-/// <summary>How policies are resolved, compiled, called and watched. Every setting has a working default.</summary>
-public sealed class ScriptingOptions
+/// <summary>How policies are resolved, compiled, called and watched. Every setting has a working default; derive variants with <c>with</c>.</summary>
+public sealed record ScriptingOptions
 {
     public static ScriptingOptions Default { get; } = new();
 

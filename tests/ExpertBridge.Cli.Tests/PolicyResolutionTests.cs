@@ -43,18 +43,18 @@ public sealed class PolicyResolutionTests : IDisposable
     {
         var resolver = new BuiltInPolicyResolver();
 
-        Assert.Equal("eplb", resolver.Resolve("EPLB").Name);
-        var script = Assert.Throws<InputException>(() => resolver.Resolve("policies/omniplacement.csx"));
+        Assert.Equal("eplb", resolver.Resolve("EPLB", PolicyOptions.Empty).Name);
+        var script = Assert.Throws<InputException>(() => resolver.Resolve("policies/omniplacement.csx", PolicyOptions.Empty));
         Assert.Equal("--policy", script.Subject);
         Assert.Contains("eplb", script.Rule, StringComparison.Ordinal);
-        Assert.Contains("unknown policy 'nope'", Assert.Throws<InputException>(() => resolver.Resolve("nope")).Message, StringComparison.Ordinal);
+        Assert.Contains("unknown policy 'nope'", Assert.Throws<InputException>(() => resolver.Resolve("nope", PolicyOptions.Empty)).Message, StringComparison.Ordinal);
     }
 
     private sealed class CountingResolver : IPolicyResolver
     {
         public List<DisposablePolicy> Resolved { get; } = [];
 
-        public IPlacementPolicy Resolve(string spec)
+        public IPlacementPolicy Resolve(string spec, PolicyOptions options)
         {
             if (spec == "unknown")
             {

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using ExpertBridge.Core;
 using ExpertBridge.Devices.Conformance;
 using ExpertBridge.Devices.Relocation;
@@ -112,5 +113,29 @@ public class RuntimeAndEngineTests
         Assert.Contains("d2d_GBps", output.ToString(), StringComparison.Ordinal);
         Assert.Contains("\"passed\": 2", File.ReadAllText(json), StringComparison.Ordinal);
         File.Delete(json);
+    }
+
+    [Fact]
+    public void ConformanceCommand_Json_HasTotalsAndOneEntryPerCheckWithResultAndFigures()
+    {
+        var json = Path.Combine(Path.GetTempPath(), $"eb-conf-{Guid.NewGuid():N}.json");
+        var output = new StringWriter();
+        var code = ConformanceCommand.Run(["--backend", "host", "--only", "device-bandwidth,ipc-export-import", "--bytes", "65536", "--json", json], output);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        File.Delete(json);
+        var root = doc.RootElement;
+
+        Assert.Equal(0, code); // a skip is not a failure
+        Assert.Equal("host", root.GetProperty("backend").GetString());
+        Assert.Equal(1, root.GetProperty("passed").GetInt32());
+        Assert.Equal(0, root.GetProperty("failed").GetInt32());
+        Assert.Equal(1, root.GetProperty("skipped").GetInt32());
+        Assert.Equal(2, root.GetProperty("devices").GetArrayLength());
+        var tests = root.GetProperty("tests").EnumerateArray().ToDictionary(t => t.GetProperty("name").GetString()!);
+        Assert.Equal("pass", tests["device-bandwidth"].GetProperty("result").GetString());
+        Assert.True(tests["device-bandwidth"].GetProperty("figures").GetProperty("d2d_GBps").GetDouble() > 0);
+        Assert.Equal("skip", tests["ipc-export-import"].GetProperty("result").GetString());
+        Assert.Contains("IPC", tests["ipc-export-import"].GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Contains("conformance: 1 passed, 0 failed, 1 skipped", output.ToString(), StringComparison.Ordinal);
     }
 }

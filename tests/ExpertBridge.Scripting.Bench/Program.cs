@@ -11,6 +11,7 @@ namespace ExpertBridge.Scripting.Bench;
 /// warm  - a reload of edited content in a running host (compile + load + atomic swap + drain of the old version);
 /// cached - a reload of content already in the disk cache (cache read + load + swap).
 /// Usage: --bench [--runs N] [--script PATH]   (default: a small sample policy with one #load)
+///        --check PATH                          (what `policy check` prints, until the CLI verb is wired)
 /// </summary>
 internal static class Program
 {
@@ -23,9 +24,21 @@ internal static class Program
                 return await ColdOnceAsync(args[1]);
             }
 
+            if (args.Length >= 2 && args[0] == "--check")
+            {
+                // `policy check` until the CLI verb is wired.
+                var check = PolicyCheck.Run(args[1]);
+                foreach (var line in check.Lines)
+                {
+                    Console.WriteLine(line);
+                }
+
+                return check.ExitCode;
+            }
+
             if (args.Length == 0 || args[0] != "--bench")
             {
-                Console.Error.WriteLine("usage: ExpertBridge.Scripting.Bench --bench [--runs N] [--script PATH]");
+                Console.Error.WriteLine("usage: ExpertBridge.Scripting.Bench --bench [--runs N] [--script PATH] | --check PATH");
                 return 2;
             }
 

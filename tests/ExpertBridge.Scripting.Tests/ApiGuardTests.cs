@@ -5,10 +5,12 @@ public class ApiGuardTests
     public static TheoryData<string, string, string> Forbidden => new()
     {
         { "System.IO.File.ReadAllText(\"/etc/hostname\");", "System.IO.File", PolicyApiGuard.RuleFileSystem },
-        { "using F = System.IO.File;\nF.Exists(\"x\");", "System.IO.File", PolicyApiGuard.RuleFileSystem },
+        { "using F = System.IO.File;", "System.IO.File", PolicyApiGuard.RuleFileSystem },
+        { "using static System.IO.File;\nvar ok = Exists(\"x\");", "System.IO.File.Exists", PolicyApiGuard.RuleFileSystem },
         { "var info = new System.IO.FileInfo(\"x\");", "System.IO.FileInfo", PolicyApiGuard.RuleFileSystem },
         { "System.Diagnostics.Process.Start(\"ls\");", "System.Diagnostics.Process", PolicyApiGuard.RuleProcesses },
-        { "var client = new System.Net.Http.HttpClient();", "System.Net.Http", PolicyApiGuard.RuleNetwork },
+        { "using System.Diagnostics;\nvar p = Process.GetCurrentProcess();", "System.Diagnostics.Process", PolicyApiGuard.RuleProcesses },
+        { "var client = new System.Net.Http.HttpClient();", "System.Net.Http.HttpClient", PolicyApiGuard.RuleNetwork },
         { "var ip = System.Net.IPAddress.Loopback;", "System.Net.IPAddress", PolicyApiGuard.RuleNetwork },
         { "var m = typeof(int).GetMethod(\"Parse\");", "System.Type.GetMethod", PolicyApiGuard.RuleReflection },
         { "var t = 1.GetType();", "System.Type", PolicyApiGuard.RuleReflection },
@@ -23,8 +25,9 @@ public class ApiGuardTests
         { "new System.Threading.Thread(() => { }).Start();", "System.Threading.Thread", PolicyApiGuard.RuleThreads },
         { "var timer = new System.Threading.Timer(_ => { }, null, 0, 0);", "System.Threading.Timer", PolicyApiGuard.RuleThreads },
         { "var task = System.Threading.Tasks.Task.Run(() => 1);", "System.Threading.Tasks.Task.Run", PolicyApiGuard.RuleThreads },
+        { "var factory = System.Threading.Tasks.Task<int>.Factory;", "System.Threading.Tasks.Task<TResult>.Factory", PolicyApiGuard.RuleThreads },
         { "var home = Environment.GetEnvironmentVariable(\"HOME\");", "System.Environment", PolicyApiGuard.RuleEnvironment },
-        { "System.Console.WriteLine(\"hi\");", "System.Console", PolicyApiGuard.RuleEnvironment },
+        { "Console.WriteLine(\"hi\");", "System.Console", PolicyApiGuard.RuleEnvironment },
         { "GC.Collect();", "System.GC", PolicyApiGuard.RuleEnvironment },
     };
 
@@ -38,9 +41,10 @@ public class ApiGuardTests
         var result = PolicyResolver.CreateCompiler(files.Options()).Compile(PolicySourceSet.Read(path), useCache: false, TestContext.Current.CancellationToken);
 
         Assert.False(result.Success);
-        var hit = Assert.Single(result.Diagnostics, d => d.Id == ScriptDiagnostic.ForbiddenApiId && d.Line == 2);
+        var hit = Assert.Single(result.Diagnostics, d => d.Message == $"{symbol} is not allowed in policies (rule: {rule})");
         Assert.Equal(path, hit.File);
-        Assert.Equal($"{symbol} is not allowed in policies (rule: {rule})", hit.Message);
+        Assert.Equal(ScriptDiagnostic.ForbiddenApiId, hit.Id);
+        Assert.InRange(hit.Line, 2, 1 + code.Split('\n').Length);
         Assert.DoesNotContain(result.Diagnostics, d => d.Id is "CS0227" or "CS0214");
     }
 
@@ -82,8 +86,29 @@ public class ApiGuardTests
             return new TrivialPolicy();
             """);
 
-        var result = PolicyResolver.CreateCompiler(files.Options()).Compile(PolicySourceSet.Read(path), useCache: false, TestContext.Current.CancellationToken);
+        var compiler = PolicyResolver.CreateCompiler(files.Options());
+        var result = compiler.Compile(PolicySourceSet.Read(path), useCache: false, TestContext.Current.CancellationToken);
 
         Assert.True(result.Success, string.Join("\n", result.Diagnostics));
+        Assert.Equal(0, compiler.GuardWalks);
+    }
+
+    [Fact]
+    public void Compile_CleanPolicy_SkipsSourceWalk_ForbiddenUseDoesNot()
+    {
+        using var files = new PolicyFiles();
+        var clean = files.WriteSample();
+        var sneaky = files.Write("sneaky.csx", "// sneaky: reaches System.Type through an inferred local\nvar t = new object().GetType();\nvar n = t.Name;\nreturn new TrivialPolicy();\n");
+        var compiler = PolicyResolver.CreateCompiler(files.Options());
+
+        var ok = compiler.Compile(PolicySourceSet.Read(clean), useCache: false, TestContext.Current.CancellationToken);
+        var walksAfterClean = compiler.GuardWalks;
+        var refused = compiler.Compile(PolicySourceSet.Read(sneaky), useCache: false, TestContext.Current.CancellationToken);
+
+        Assert.True(ok.Success);
+        Assert.Equal(0, walksAfterClean);
+        Assert.False(refused.Success);
+        Assert.Equal(1, compiler.GuardWalks);
+        Assert.Contains(refused.Diagnostics, d => d.Message == $"System.Type is not allowed in policies (rule: {PolicyApiGuard.RuleReflection})");
     }
 }

@@ -93,6 +93,19 @@ public class InvokerTests
     }
 
     [Fact]
+    public async Task Invoke_BackToBackCalls_NeverBusy()
+    {
+        using var files = new PolicyFiles();
+        using var host = await OpenAsync(files, "    public PolicyDecision Decide(PolicyContext context) => PolicyDecision.Keep(\"steady\");\n");
+
+        var outcomes = Enumerable.Range(0, 200).Select(_ => host.Invoke(PolicyFiles.Context())).ToList();
+
+        Assert.All(outcomes, o => Assert.Equal(PolicyOutcomeKind.Kept, o.Kind));
+        Assert.Equal(200, host.Stats.Kept);
+        Assert.Equal(0, host.Stats.Failed);
+    }
+
+    [Fact]
     public async Task Invoke_CallerCancels_CountsCancelled()
     {
         using var files = new PolicyFiles();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (no .NET there): calibrates the expert-GEMM table on this card, then runs the real MoE
-# layer benchmark on every workload under artifacts/gpu/workloads (exported here by `expertbridge simulate
+# layer benchmark on every workload under artifacts/workloads (exported here by `expertbridge simulate
 # --export-workload`). Results under $OUT/moe; compare with the model by re-exporting with --gemm-table $OUT/moe/gemm-fp8.json.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -12,7 +12,7 @@ nvcc -O2 -std=c++17 -gencode=arch=compute_90,code=sm_90 -o /tmp/moe_bench "$here
 /tmp/gemm_calibrate --dtype fp8 --out "$OUT/moe/gemm-fp8.json" > "$OUT/moe/gemm-fp8.log" 2>&1 || echo "calibrate failed"
 tail -4 "$OUT/moe/gemm-fp8.log"
 gpus=$(nvidia-smi -L | wc -l)
-for w in artifacts/gpu/workloads/*.txt; do
+for w in artifacts/workloads/*.txt; do
   [ -e "$w" ] || { echo "no workloads"; break; }
   need=$(awk '/^shape/ {print $2; exit}' "$w")
   name=$(basename "$w" .txt)

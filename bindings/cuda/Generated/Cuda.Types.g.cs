@@ -316,6 +316,58 @@ public readonly partial struct CUevent(nint handle) : System.IEquatable<CUevent>
     public override string ToString() => "CUevent(0x" + Handle.ToString("x", System.Globalization.CultureInfo.InvariantCulture) + ")";
 }
 
+/// <summary>C: <c>typedef struct CUmod_st * CUmodule</c>. An opaque handle; it owns nothing.</summary>
+public readonly partial struct CUmodule(nint handle) : System.IEquatable<CUmodule>
+{
+    public readonly nint Handle = handle;
+
+    public static CUmodule Null => default;
+
+    public bool IsNull => Handle == 0;
+
+    public static explicit operator nint(CUmodule value) => value.Handle;
+
+    public static explicit operator CUmodule(nint value) => new(value);
+
+    public static bool operator ==(CUmodule left, CUmodule right) => left.Handle == right.Handle;
+
+    public static bool operator !=(CUmodule left, CUmodule right) => left.Handle != right.Handle;
+
+    public bool Equals(CUmodule other) => Handle == other.Handle;
+
+    public override bool Equals(object? obj) => obj is CUmodule other && Equals(other);
+
+    public override int GetHashCode() => Handle.GetHashCode();
+
+    public override string ToString() => "CUmodule(0x" + Handle.ToString("x", System.Globalization.CultureInfo.InvariantCulture) + ")";
+}
+
+/// <summary>C: <c>typedef struct CUfunc_st * CUfunction</c>. An opaque handle; it owns nothing.</summary>
+public readonly partial struct CUfunction(nint handle) : System.IEquatable<CUfunction>
+{
+    public readonly nint Handle = handle;
+
+    public static CUfunction Null => default;
+
+    public bool IsNull => Handle == 0;
+
+    public static explicit operator nint(CUfunction value) => value.Handle;
+
+    public static explicit operator CUfunction(nint value) => new(value);
+
+    public static bool operator ==(CUfunction left, CUfunction right) => left.Handle == right.Handle;
+
+    public static bool operator !=(CUfunction left, CUfunction right) => left.Handle != right.Handle;
+
+    public bool Equals(CUfunction other) => Handle == other.Handle;
+
+    public override bool Equals(object? obj) => obj is CUfunction other && Equals(other);
+
+    public override int GetHashCode() => Handle.GetHashCode();
+
+    public override string ToString() => "CUfunction(0x" + Handle.ToString("x", System.Globalization.CultureInfo.InvariantCulture) + ")";
+}
+
 /// <summary>C: <c>CUuuid</c>, 16 bytes.</summary>
 [StructLayout(LayoutKind.Sequential)]
 public unsafe partial struct CUuuid

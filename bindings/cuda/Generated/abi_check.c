@@ -230,6 +230,18 @@ EB_ASSERT(EB_SAME_TYPE(EB_TYPEOF(&cuEventDestroy_v2), CUresult (*)(CUevent)), "c
 #define EB_BOUND_cuEventElapsedTime_v2 1
 EB_ASSERT(EB_CAT(EB_BOUND_, cuEventElapsedTime), "cuEventElapsedTime must resolve to cuEventElapsedTime_v2");
 EB_ASSERT(EB_SAME_TYPE(EB_TYPEOF(&cuEventElapsedTime_v2), CUresult (*)(float *, CUevent, CUevent)), "cuEventElapsedTime_v2: type differs from the manifest");
+#define EB_BOUND_cuModuleLoadData 1
+EB_ASSERT(EB_CAT(EB_BOUND_, cuModuleLoadData), "cuModuleLoadData must resolve to cuModuleLoadData");
+EB_ASSERT(EB_SAME_TYPE(EB_TYPEOF(&cuModuleLoadData), CUresult (*)(CUmodule *, const void *)), "cuModuleLoadData: type differs from the manifest");
+#define EB_BOUND_cuModuleUnload 1
+EB_ASSERT(EB_CAT(EB_BOUND_, cuModuleUnload), "cuModuleUnload must resolve to cuModuleUnload");
+EB_ASSERT(EB_SAME_TYPE(EB_TYPEOF(&cuModuleUnload), CUresult (*)(CUmodule)), "cuModuleUnload: type differs from the manifest");
+#define EB_BOUND_cuModuleGetFunction 1
+EB_ASSERT(EB_CAT(EB_BOUND_, cuModuleGetFunction), "cuModuleGetFunction must resolve to cuModuleGetFunction");
+EB_ASSERT(EB_SAME_TYPE(EB_TYPEOF(&cuModuleGetFunction), CUresult (*)(CUfunction *, CUmodule, const char *)), "cuModuleGetFunction: type differs from the manifest");
+#define EB_BOUND_cuLaunchKernel 1
+EB_ASSERT(EB_CAT(EB_BOUND_, cuLaunchKernel), "cuLaunchKernel must resolve to cuLaunchKernel");
+EB_ASSERT(EB_SAME_TYPE(EB_TYPEOF(&cuLaunchKernel), CUresult (*)(CUfunction, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, CUstream, void **, void **)), "cuLaunchKernel: type differs from the manifest");
 
 /* Enums and status codes. */
 EB_ASSERT(sizeof(CUresult) == 4, "sizeof(CUresult)");
@@ -354,7 +366,8 @@ EB_ASSERT(offsetof(CUctxCreateParams, cigParams) == 16, "offsetof(CUctxCreatePar
 EB_ASSERT(EB_SAME_TYPE(CUcontext, struct CUctx_st *), "CUcontext is struct CUctx_st *");
 EB_ASSERT(EB_SAME_TYPE(CUstream, struct CUstream_st *), "CUstream is struct CUstream_st *");
 EB_ASSERT(EB_SAME_TYPE(CUevent, struct CUevent_st *), "CUevent is struct CUevent_st *");
-EB_ASSERT(EB_SAME_TYPE(cuuint64_t, uint64_t), "cuuint64_t is uint64_t");
+EB_ASSERT(EB_SAME_TYPE(CUmodule, struct CUmod_st *), "CUmodule is struct CUmod_st *");
+EB_ASSERT(EB_SAME_TYPE(CUfunction, struct CUfunc_st *), "CUfunction is struct CUfunc_st *");
 EB_ASSERT(EB_SAME_TYPE(CUdevice, int), "CUdevice is int");
 EB_ASSERT(EB_SAME_TYPE(CUdeviceptr, unsigned long long), "CUdeviceptr is unsigned long long");
 EB_ASSERT(EB_SAME_TYPE(CUexecAffinityParam, struct CUexecAffinityParam_st), "CUexecAffinityParam is struct CUexecAffinityParam_st");

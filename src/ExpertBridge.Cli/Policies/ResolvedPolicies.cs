@@ -17,14 +17,15 @@ internal sealed class ResolvedPolicies : IDisposable
 
     public IReadOnlyList<IPlacementPolicy> Policies => _policies;
 
-    public static ResolvedPolicies Resolve(IPolicyResolver resolver, IEnumerable<string> specs)
+    /// <summary>Resolves every spec in order, with the verb's <c>--option</c> values.</summary>
+    public static ResolvedPolicies Resolve(IPolicyResolver resolver, IEnumerable<string> specs, PolicyOptions options)
     {
         var resolved = new ResolvedPolicies([]);
         try
         {
             foreach (var spec in specs)
             {
-                resolved._policies.Add(resolver.Resolve(spec));
+                resolved._policies.Add(resolver.Resolve(spec, options));
             }
 
             return resolved;

@@ -51,7 +51,8 @@ internal sealed class PlaceVerb : Verb
     public override int Execute(ParsedArguments args, CliContext context)
     {
         var topology = SharedOptions.Topology(args);
-        using var resolved = ResolvedPolicies.Resolve(context.Policies, [args.Get(s_policy)]);
+        var policyOptions = SharedOptions.PolicyOptions(args);
+        using var resolved = ResolvedPolicies.Resolve(context.Policies, [args.Get(s_policy)], policyOptions);
         var policy = resolved.Policies[0];
         var trace = LoadFiles.Read(args.Get(s_load));
         var groups = SharedOptions.ExpertGroups(args, trace.Experts);
@@ -66,7 +67,7 @@ internal sealed class PlaceVerb : Verb
             history.Record(trace.GetStep(t));
         }
 
-        var policyContext = new PolicyContext(topology, history, current, SharedOptions.PolicyOptions(args), groups, step: trace.Steps, cancellation: context.Cancellation);
+        var policyContext = new PolicyContext(topology, history, current, policyOptions, groups, step: trace.Steps, cancellation: context.Cancellation);
         var repeat = args.Get(s_repeat, 1);
         if (args.Has(s_repeat))
         {

@@ -19,8 +19,6 @@ internal sealed class SimulateVerb : Verb
     private static readonly CliOption<string> s_trace = Option.InputFile("--trace", "load trace [steps, layers, experts]: .npy or .json").AsRequired();
     private static readonly CliOption<string> s_model = Option.Text("--model", "NAME", "model preset: deepseek-v3 or small").WithDefault("deepseek-v3");
     private static readonly CliOption<string> s_policies = Option.Text("--policies", "A,B,C", "policies to compare (built-in names or .csx scripts), comma-separated; trivial is always included").AsRequired();
-    private static readonly CliOption<int> s_window = Option.Int("--window", "W", "steps of history the policy sees; steps from W on are scored", min: 1).WithDefault("100");
-    private static readonly CliOption<int> s_interval = Option.Int("--interval", "I", "steps between decisions", min: 1).WithDefault("the window");
     private static readonly CliOption<string> s_table = Option.InputFile("--gemm-table", "expert GEMM table measured by tests/gpu/gemm-calibrate (default: H200 fp8, 2026-11-28)");
     private static readonly CliOption<double> s_nonMoe = Option.Double("--non-moe-ms", "MS", "non-MoE time per layer (attention, dense parts)", min: 0, max: 1000).WithDefault("the model's");
     private static readonly CliOption<double> s_intra = Option.Double("--intra-node-gbps", "GBPS", "one-way bandwidth per device inside a node", min: 0.001).WithDefault("397");
@@ -48,7 +46,7 @@ internal sealed class SimulateVerb : Verb
     [
         s_trace, s_model, s_policies,
         SharedOptions.Devices.AsRequired(), SharedOptions.SlotsPerDevice.AsRequired(), SharedOptions.Nodes, SharedOptions.Groups,
-        s_window, s_interval, s_table, s_nonMoe, s_intra, s_inter, SharedOptions.PolicyOption, SharedOptions.AllowColocated,
+        SharedOptions.Window, SharedOptions.Interval, s_table, s_nonMoe, s_intra, s_inter, SharedOptions.PolicyOption, SharedOptions.AllowColocated,
         s_json, s_export, s_exportSteps, s_exportLayers,
     ];
 
@@ -64,10 +62,10 @@ internal sealed class SimulateVerb : Verb
         var table = args.TryGet(s_table, out var tablePath) ? GemmTable.Load(tablePath) : GemmTable.Default;
         var interconnect = new Interconnect(args.Get(s_intra, 397.0), args.Get(s_inter, 50.0));
         var names = ParsePolicyList(args.Get(s_policies));
-        using var resolved = ResolvedPolicies.Resolve(context.Policies, names);
+        var policyOptions = SharedOptions.PolicyOptions(args);
+        using var resolved = ResolvedPolicies.Resolve(context.Policies, names, policyOptions);
         var policies = resolved.Policies;
         var trace = LoadFiles.Read(args.Get(s_trace));
-        var window = args.Get(s_window, 100);
         var exportSteps = args.Has(s_export) ? args.Get(s_exportSteps, 50) : 0;
         var exportLayers = Math.Min(trace.Layers, args.Get(s_exportLayers, trace.Layers));
 
@@ -77,15 +75,7 @@ internal sealed class SimulateVerb : Verb
         foreach (var policy in policies)
         {
             var observer = new LatencyObserver(new LatencyModel(model, table, interconnect), exportSteps, exportLayers);
-            var options = new ReplayOptions
-            {
-                Window = window,
-                Interval = args.Get(s_interval, window),
-                ExpertGroups = SharedOptions.ExpertGroups(args, trace.Experts),
-                PolicyOptions = SharedOptions.PolicyOptions(args),
-                AllowColocatedReplicas = args.Has(SharedOptions.AllowColocated),
-                Observer = observer,
-            };
+            var options = SharedOptions.ReplayOptions(args, trace, policyOptions) with { Observer = observer };
             using var progress = context.StartProgress($"simulate {policy.Name}");
             var replay = ReplayEngine.Run(trace, topology, policy, options, progress, context.Cancellation);
             results.Add(observer.Result(policy.Name, replay));
@@ -115,18 +105,13 @@ internal sealed class SimulateVerb : Verb
         return Cli.Ok;
     }
 
-    /// <summary>Splits the comma list, drops empties and duplicates, and puts trivial first.</summary>
+    /// <summary>The --policies list with trivial first (the baseline every row is compared with).</summary>
     internal static IReadOnlyList<string> ParsePolicyList(string raw)
     {
-        var names = raw.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-        if (names.Count == 0)
-        {
-            throw new InputException("--policies", "at least one policy name", "the list is empty");
-        }
-
+        var names = SharedOptions.PolicyList("--policies", raw).ToList();
         names.RemoveAll(n => n.Equals("trivial", StringComparison.OrdinalIgnoreCase));
         names.Insert(0, "trivial");
-        return names.Distinct(StringComparer.Ordinal).ToArray();
+        return names;
     }
 
     internal static JObject ToJson(IReadOnlyList<PolicyLatency> results, PolicyLatency bestEp, MoeModel model, GemmTable table, Topology topology) => new()

@@ -106,6 +106,8 @@ internal sealed unsafe class CudaBackend : IDeviceBackend
         return new DeviceMemoryInfo((long)free, (long)total);
     }
 
+    public void MakeCurrent(int device) => Use(device);
+
     public void EnablePeerAccess(int device, int peer)
     {
         Use(device);

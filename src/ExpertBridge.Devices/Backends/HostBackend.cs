@@ -60,6 +60,11 @@ internal sealed unsafe class HostBackend : IDeviceBackend, IFaultControl
         }
     }
 
+    public void MakeCurrent(int device)
+    {
+        // Host devices have no per-thread state.
+    }
+
     public void EnablePeerAccess(int device, int peer)
     {
         if (device == peer)
@@ -427,7 +432,7 @@ internal sealed unsafe class HostBackend : IDeviceBackend, IFaultControl
             return;
         }
 
-        if ((uint)m.Device >= (uint)_devices.Length)
+        if (m.Device < 0 || m.Device >= _devices.Length)
         {
             throw Error(DeviceErrorKind.InvalidArgument, operation, "HOST_INVALID_DEVICE", $"device {m.Device} does not exist");
         }

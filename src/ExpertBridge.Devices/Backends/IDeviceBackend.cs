@@ -26,6 +26,10 @@ internal interface IDeviceBackend : IDisposable
 
     DeviceMemoryInfo GetMemoryInfo(int device);
 
+    /// <summary>Makes <paramref name="device"/> current on the calling thread, for vendor libraries that work on the
+    /// current device (NCCL, HCCL); the backend's own calls do this themselves.</summary>
+    void MakeCurrent(int device);
+
     /// <summary>Enables direct access from <paramref name="device"/> to <paramref name="peer"/>; already enabled is fine.</summary>
     void EnablePeerAccess(int device, int peer);
 

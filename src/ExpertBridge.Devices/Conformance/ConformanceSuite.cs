@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
@@ -71,11 +72,12 @@ public sealed class ConformanceReport
         return sb.ToString();
     }
 
-    /// <summary>JSON with <c>backend</c>, <c>passed</c>, <c>failed</c>, <c>skipped</c>, <c>devices</c> and per-test <c>tests</c>.</summary>
+    /// <summary>JSON with <c>backend</c>, <c>passed</c>, <c>failed</c>, <c>skipped</c>, <c>devices</c> and per-test
+    /// <c>tests</c> (<c>name</c>, <c>result</c> pass/fail/skip, <c>ms</c>, <c>message</c>, <c>figures</c>).</summary>
     public string ToJson()
     {
         using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteString("backend", Backend);
@@ -99,7 +101,7 @@ public sealed class ConformanceReport
             {
                 w.WriteStartObject();
                 w.WriteString("name", r.Name);
-                w.WriteString("result", Word(r.Status));
+                w.WriteString("result", r.Status switch { CheckStatus.Passed => "pass", CheckStatus.Failed => "fail", _ => "skip" });
                 w.WriteNumber("ms", Math.Round(r.Duration.TotalMilliseconds, 3));
                 w.WriteString("message", r.Message);
                 w.WriteStartObject("figures");

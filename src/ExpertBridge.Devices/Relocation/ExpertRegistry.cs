@@ -36,7 +36,7 @@ public sealed class ExpertRegistry
     {
         ArgumentNullException.ThrowIfNull(tensors);
         var subject = $"layer {layer} slot {slot}";
-        if ((uint)layer >= (uint)Layers || (uint)slot >= (uint)Topology.Slots)
+        if (layer < 0 || layer >= Layers || slot < 0 || slot >= Topology.Slots)
         {
             throw new InputException(subject, "layer and slot inside the topology", $"the model has {Layers} layers of {Topology.Slots} slots");
         }

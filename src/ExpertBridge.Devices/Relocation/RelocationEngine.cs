@@ -67,6 +67,8 @@ public sealed class RelocationEngine : IDisposable
     private readonly Dictionary<int, DeviceStream> _commitStreams = [];
     private readonly Dictionary<int, SemaphoreSlim> _slots = [];
     private readonly object _transportGate = new();
+    private readonly Dictionary<int, Lane> _transportLanes = [];
+    private Task _collectiveChain = Task.CompletedTask;
     private int _nextLane;
     private bool _disposed;
 
@@ -87,6 +89,11 @@ public sealed class RelocationEngine : IDisposable
         if (_options.MaxInFlightPerDevice < 1 || _options.MaxLayersInFlight < 1 || _options.CopyStreamsPerDevice < 1)
         {
             throw new InputException("relocation options", "in-flight limits and copy streams >= 1", "a limit is below 1");
+        }
+
+        if (_options.Transport is { } transport)
+        {
+            CheckTransport(transport, registry.Topology.Devices);
         }
 
         InForce = inForce;
@@ -145,6 +152,7 @@ public sealed class RelocationEngine : IDisposable
     public async Task<RelocationResult> ExecuteAsync(RelocationPlan plan, Action<LayerOutcome>? onLayer = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(plan);
+        var turns = new Dictionary<int, CollectiveTurn>();
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -166,6 +174,18 @@ public sealed class RelocationEngine : IDisposable
             {
                 _busy.Add(lp.Layer);
             }
+
+            // Collective sends and receives must be issued in the same order by every process: layer order, chained
+            // across executions. Each layer that crosses processes takes a turn now, in plan order.
+            foreach (var lp in plan.Layers)
+            {
+                if (CrossTransfers(lp).Count > 0)
+                {
+                    var turn = new CollectiveTurn(_collectiveChain);
+                    _collectiveChain = turn.Issued;
+                    turns[lp.Layer] = turn;
+                }
+            }
         }
 
         var clock = Stopwatch.StartNew();
@@ -175,7 +195,7 @@ public sealed class RelocationEngine : IDisposable
             await layerSlots.WaitAsync(CancellationToken.None).ConfigureAwait(false);
             try
             {
-                var outcome = await RunLayerAsync(lp, cancellationToken).ConfigureAwait(false);
+                var outcome = await RunLayerAsync(lp, turns.GetValueOrDefault(lp.Layer), cancellationToken).ConfigureAwait(false);
                 onLayer?.Invoke(outcome);
                 return outcome;
             }
@@ -298,7 +318,7 @@ public sealed class RelocationEngine : IDisposable
             _staged.Clear();
             DrainPending();
             // Work still pending here was abandoned (stalled device): its buffers go with the runtime.
-            foreach (var lane in _lanes.Values.SelectMany(l => l))
+            foreach (var lane in _lanes.Values.SelectMany(l => l).Concat(_transportLanes.Values))
             {
                 if (!_pending.Any(p => p.Streams.Contains(lane.Stream)))
                 {
@@ -320,7 +340,7 @@ public sealed class RelocationEngine : IDisposable
 
     // ---------------------------------------------------------------- layer execution
 
-    private async Task<LayerOutcome> RunLayerAsync(LayerPlan lp, CancellationToken cancellationToken)
+    private async Task<LayerOutcome> RunLayerAsync(LayerPlan lp, CollectiveTurn? turn, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         var work = new LayerWork(lp);
@@ -335,14 +355,15 @@ public sealed class RelocationEngine : IDisposable
                 }
             }
 
-            var local = lp.Transfers.Where(t => t.Kind <= TransferKind.Peer && IsLocal(t.TargetDevice)).ToList();
-            var tasks = local.Select(t => RunTransferAsync(work, t, cancellationToken)).ToList();
-            var cross = lp.Transfers.Where(t => t.Kind >= TransferKind.CrossProcess && (IsLocal(t.SourceDevice) || IsLocal(t.TargetDevice))).ToList();
-            if (cross.Count > 0)
+            // Cross-process transfers first: their issue order is global (see CollectiveTurn).
+            var tasks = new List<Task>();
+            if (turn is not null)
             {
-                tasks.Add(RunCollectiveAsync(work, cross, cancellationToken));
+                tasks.Add(RunCollectiveAsync(work, CrossTransfers(lp), turn, cancellationToken));
             }
 
+            var local = lp.Transfers.Where(t => t.Kind <= TransferKind.Peer && IsLocal(t.TargetDevice));
+            tasks.AddRange(local.Select(t => RunTransferAsync(work, t, cancellationToken)));
             await WhenAllFirstError(tasks).ConfigureAwait(false);
             lock (work)
             {
@@ -378,6 +399,16 @@ public sealed class RelocationEngine : IDisposable
                 _ => (DeviceErrorKind?)null,
             };
             return new LayerOutcome(lp.Layer, status, lp.Transfers.Count, lp.Bytes, clock.Elapsed, kind, $"layer {lp.Layer}: {ex.Message}");
+        }
+        finally
+        {
+            if (turn is not null && !turn.IsIssued)
+            {
+                // This process skips the layer's sends and receives (staging failed, cancelled): its peers would pair
+                // their next transfers with the wrong ones. Abort the transport; their transfers fail by timeout.
+                _options.Transport?.Abort($"layer {lp.Layer}: this process did not issue its transfers");
+                turn.Complete();
+            }
         }
     }
 
@@ -424,55 +455,120 @@ public sealed class RelocationEngine : IDisposable
         }
     }
 
-    private async Task RunCollectiveAsync(LayerWork work, List<SlotTransfer> cross, CancellationToken cancellationToken)
+    private async Task RunCollectiveAsync(LayerWork work, List<SlotTransfer> cross, CollectiveTurn turn, CancellationToken cancellationToken)
     {
+        var layer = work.Plan.Layer;
         var transport = _options.Transport ?? throw new DeviceException(DeviceErrorKind.Unsupported, _runtime.Name, "relocation", 0, "NO_TRANSPORT",
-            $"layer {cross[0].Layer} moves experts between processes or nodes but no collective transport (NCCL/HCCL) is configured");
-        var marks = new List<(Lane Lane, DeviceEvent Event)>();
+            $"layer {layer} moves experts between processes or nodes but no collective transport (NCCL/HCCL) is configured");
+        await turn.Previous.ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        var marks = new List<(Lane Lane, DeviceEvent Event, List<SlotTransfer> Transfers)>();
         lock (_transportGate)
         {
-            transport.GroupStart();
             try
             {
-                foreach (var t in cross)
+                var used = new Dictionary<Lane, List<SlotTransfer>>();
+                transport.GroupStart();
+                try
                 {
-                    if (IsLocal(t.TargetDevice))
+                    // Every process walks the layer's transfers in the plan's (slot) order, so the sends of a pair of
+                    // ranks meet the receives in the same order; tensors go one by one (sizes match on both sides).
+                    foreach (var t in cross)
                     {
-                        var lane = NextLane(LocalOf(t.TargetDevice));
-                        var targets = LandingOf(work, t);
-                        foreach (var target in targets)
+                        var receive = IsLocal(t.TargetDevice);
+                        var lane = TransportLane(LocalOf(receive ? t.TargetDevice : t.SourceDevice));
+                        if (receive)
                         {
-                            transport.Receive(lane.Stream, target, t.SourceDevice);
+                            foreach (var target in LandingOf(work, t))
+                            {
+                                transport.Receive(lane.Stream, target, t.SourceDevice);
+                            }
+                        }
+                        else
+                        {
+                            foreach (var source in _registry.Get(t.Layer, t.SourceSlot)!)
+                            {
+                                transport.Send(lane.Stream, source, t.TargetDevice);
+                            }
                         }
 
-                        marks.Add((lane, null!));
-                    }
-                    else
-                    {
-                        var lane = NextLane(LocalOf(t.SourceDevice));
-                        foreach (var source in _registry.Get(t.Layer, t.SourceSlot)!)
+                        if (!used.TryGetValue(lane, out var list))
                         {
-                            transport.Send(lane.Stream, source, t.TargetDevice);
+                            used[lane] = list = [];
                         }
 
-                        marks.Add((lane, null!));
+                        list.Add(t);
                     }
                 }
+                finally
+                {
+                    transport.GroupEnd();
+                }
+
+                foreach (var (lane, transfers) in used)
+                {
+                    marks.Add((lane, lane.Stream.Record(), transfers));
+                }
+            }
+            catch (Exception ex) when (ex is DeviceException or ArgumentException or InvalidOperationException)
+            {
+                transport.Abort($"layer {layer}: issuing its transfers failed: {ex.Message}");
+                throw;
             }
             finally
             {
-                transport.GroupEnd();
-            }
-
-            for (var i = 0; i < marks.Count; i++)
-            {
-                marks[i] = (marks[i].Lane, marks[i].Lane.Stream.Record());
+                turn.Complete();
             }
         }
 
-        for (var i = 0; i < marks.Count; i++)
+        foreach (var (lane, evt, transfers) in marks)
         {
-            await AwaitTransfer(work, marks[i].Lane, marks[i].Event, cross[i], cancellationToken).ConfigureAwait(false);
+            await AwaitCollective(work, lane, evt, transfers, transport, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Waits for one lane's collective transfers while watching the transport's asynchronous errors. A failure,
+    /// timeout or cancellation aborts the transport: the peers' matching transfers may be stuck, and a later layer
+    /// must not pair with them.
+    /// </summary>
+    private async Task AwaitCollective(LayerWork work, Lane lane, DeviceEvent evt, List<SlotTransfer> transfers, CollectiveTransport transport, CancellationToken cancellationToken)
+    {
+        lock (work)
+        {
+            work.Events.Add((lane, evt));
+        }
+
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                var done = evt.IsComplete;
+                transport.ThrowIfFailed();
+                if (done)
+                {
+                    return;
+                }
+            }
+            catch (DeviceException ex)
+            {
+                transport.Abort($"layer {work.Plan.Layer}: {ex.Message}");
+                Abandon(work, lane);
+                throw;
+            }
+
+            if (cancellationToken.IsCancellationRequested || clock.Elapsed >= _options.TransferTimeout)
+            {
+                var why = cancellationToken.IsCancellationRequested ? "cancelled"
+                    : $"slots {string.Join(", ", transfers.Select(t => t.Slot))} did not finish within {_options.TransferTimeout.TotalSeconds:0.###} s";
+                transport.Abort($"layer {work.Plan.Layer}: {why}");
+                Abandon(work, lane);
+                cancellationToken.ThrowIfCancellationRequested();
+                throw new TimeoutException($"{transport.Name} transfers of {why}; the transport was aborted");
+            }
+
+            await DeviceEvent.Pause(clock, CancellationToken.None).ConfigureAwait(false);
         }
     }
 
@@ -517,6 +613,14 @@ public sealed class RelocationEngine : IDisposable
                 if (i >= 0)
                 {
                     lanes[i] = new Lane(_runtime.CreateStream(lane.Stream.Device, StreamPriority.Low));
+                }
+            }
+
+            foreach (var (device, transportLane) in _transportLanes.ToList())
+            {
+                if (ReferenceEquals(transportLane, lane))
+                {
+                    _transportLanes[device] = new Lane(_runtime.CreateStream(device, StreamPriority.Low));
                 }
             }
         }
@@ -640,6 +744,48 @@ public sealed class RelocationEngine : IDisposable
             }
 
             return s;
+        }
+    }
+
+    /// <summary>The transfers of <paramref name="lp"/> between processes or nodes that this process takes part in.</summary>
+    private List<SlotTransfer> CrossTransfers(LayerPlan lp) =>
+        [.. lp.Transfers.Where(t => t.Kind >= TransferKind.CrossProcess && (IsLocal(t.SourceDevice) || IsLocal(t.TargetDevice)))];
+
+    /// <summary>The one low-priority stream of a local device that carries its collective transfers (a communicator's
+    /// operations stay in issue order on it).</summary>
+    private Lane TransportLane(int localDevice)
+    {
+        lock (_gate)
+        {
+            if (!_transportLanes.TryGetValue(localDevice, out var lane))
+            {
+                lane = new Lane(_runtime.CreateStream(localDevice, StreamPriority.Low));
+                _transportLanes[localDevice] = lane;
+            }
+
+            return lane;
+        }
+    }
+
+    private void CheckTransport(CollectiveTransport transport, int devices)
+    {
+        if (!ReferenceEquals(transport.Runtime, _runtime))
+        {
+            throw new InputException("relocation transport", "the transport drives the engine's runtime", $"it drives {transport.Runtime.Name}");
+        }
+
+        if (transport.Ranks != devices)
+        {
+            throw new InputException("relocation transport", "one rank per device of the topology", $"{transport.Ranks} ranks for {devices} devices");
+        }
+
+        for (var g = 0; g < devices; g++)
+        {
+            if (IsLocal(g) && transport.RankOf(LocalOf(g)) != g)
+            {
+                throw new InputException("relocation transport", "local device d holds rank g where Locations[g] is this process's device d",
+                    $"global device {g} is local device {LocalOf(g)}, which holds rank {transport.RankOf(LocalOf(g))}");
+            }
         }
     }
 
@@ -768,6 +914,23 @@ public sealed class RelocationEngine : IDisposable
 
             throw;
         }
+    }
+
+    /// <summary>
+    /// A layer's place in the order of collective issues: it issues after <see cref="Previous"/> (the layer before it,
+    /// in this or an earlier execution) and completes <see cref="Issued"/> once its group is issued or skipped.
+    /// </summary>
+    private sealed class CollectiveTurn(Task previous)
+    {
+        private readonly TaskCompletionSource _issued = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Previous { get; } = previous;
+
+        public Task Issued => _issued.Task;
+
+        public bool IsIssued => _issued.Task.IsCompleted;
+
+        public void Complete() => _issued.TrySetResult();
     }
 
     /// <summary>A copy stream; its lock keeps a transfer's copies and its event adjacent.</summary>

@@ -9,7 +9,13 @@ public sealed class RelocationOptions
     /// <summary>Where each global device (EP rank) lives; null: every device is in this process, ordinal = device.</summary>
     public IReadOnlyList<DeviceLocation>? Locations { get; init; }
 
-    /// <summary>Transport for transfers between processes or nodes (NCCL/HCCL); null: such layers fail as unsupported.</summary>
+    /// <summary>
+    /// Transport for transfers between processes or nodes (<see cref="CollectiveTransport.Open"/>: NCCL or HCCL), with
+    /// rank g on global device g; null: such layers fail as unsupported. Every process must execute the same plans in
+    /// the same order (sends and receives pair up in issue order). A failure, timeout or cancellation of a layer's
+    /// collective transfers, or a layer this process cannot issue (its staging allocation failed), aborts the
+    /// transport: open a new one (with a new unique id) before the next plan.
+    /// </summary>
     public CollectiveTransport? Transport { get; init; }
 
     /// <summary>Transfers in flight per device (as source or target); further ones wait.</summary>

@@ -8,7 +8,8 @@
  * cuMemcpyDtoD, ...) are deliberately NOT exported, so a binding that names them fails to load instead of silently
  * corrupting memory. Error codes and their names/strings are the driver's. Known differences from the driver:
  * work on the NULL/legacy stream does not implicitly synchronize with other blocking streams; IPC handles may be
- * opened in the exporting process (the driver refuses that); device pointers are host addresses.
+ * opened in the exporting process (the driver refuses that); device pointers are host addresses; modules cannot be
+ * loaded (there is no GPU code to run on host memory): cuModuleLoadData reports CUDA_ERROR_NOT_SUPPORTED.
  */
 #include "emu_core.h"
 
@@ -1069,6 +1070,48 @@ EXPORT CUresult cuEventElapsedTime_v2(float *ms, CUevent start, CUevent end)
 }
 
 EXPORT CUresult cuEventElapsedTime(float *ms, CUevent start, CUevent end) { return cuEventElapsedTime_v2(ms, start, end); }
+
+/* ---------------------------------------------------------------- modules: not emulated */
+
+typedef struct CUmod_st *CUmodule;
+typedef struct CUfunc_st *CUfunction;
+
+EXPORT CUresult cuModuleLoadData(CUmodule *module, const void *image)
+{
+    REQUIRE_INIT();
+    if (!module || !image) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *module = NULL;
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+EXPORT CUresult cuModuleUnload(CUmodule hmod)
+{
+    REQUIRE_INIT();
+    (void)hmod;
+    return CUDA_ERROR_INVALID_HANDLE; /* no module was ever loaded */
+}
+
+EXPORT CUresult cuModuleGetFunction(CUfunction *hfunc, CUmodule hmod, const char *name)
+{
+    REQUIRE_INIT();
+    (void)hmod;
+    if (!hfunc || !name) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *hfunc = NULL;
+    return CUDA_ERROR_INVALID_HANDLE;
+}
+
+EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                               unsigned int by, unsigned int bz, unsigned int shared, CUstream h, void **params,
+                               void **extra)
+{
+    REQUIRE_INIT();
+    (void)f; (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)shared; (void)h; (void)params; (void)extra;
+    return CUDA_ERROR_INVALID_HANDLE;
+}
 
 /* ---------------------------------------------------------------- errors */
 

@@ -1,3 +1,6 @@
+using System.Reflection.Metadata;
+using System.Reflection.Metadata.Ecma335;
+using System.Reflection.PortableExecutable;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
@@ -10,6 +13,13 @@ namespace ExpertBridge.Scripting;
 /// environment and the console. It walks every name in the script and its <c>#load</c>ed files through the
 /// semantic model, so aliases, <c>using static</c>, <c>var</c> and extension methods are seen as the symbols they
 /// bind to. A guard rail for operator-trusted code, not a sandbox (docs/policies.md says why).
+/// <para>
+/// The walk binds every name again, which costs as much as compiling. So the compiler first emits, and
+/// <see cref="MayBreakRules"/> reads the image's references: every use of a refused type or member leaves a type or
+/// member reference there (unsafe and extern constructs are found in the syntax, without binding). Only an image that
+/// references something refused (compiler-generated code can: collection expressions use CollectionsMarshal) or a
+/// failed compile gets the walk, which then says precisely what the source wrote, and where.
+/// </para>
 /// </summary>
 internal static class PolicyApiGuard
 {
@@ -22,7 +32,7 @@ internal static class PolicyApiGuard
     internal const string RuleEnvironment = "no environment, console or runtime control";
 
     /// <summary>Bumped whenever the rules change, so cached compilations are checked again.</summary>
-    internal const string Version = "guard/1";
+    internal const string Version = "guard/2";
 
     // Namespaces refused with everything under them.
     private static readonly (string Namespace, string Rule)[] s_namespaces =
@@ -52,7 +62,6 @@ internal static class PolicyApiGuard
         ["System.RuntimeMethodHandle"] = RuleReflection,
         ["System.RuntimeFieldHandle"] = RuleReflection,
         ["System.ModuleHandle"] = RuleReflection,
-        ["System.Runtime.CompilerServices.RuntimeHelpers"] = RuleReflection,
         ["System.Runtime.CompilerServices.Unsafe"] = RuleUnsafe,
         ["System.ArgIterator"] = RuleUnsafe,
         ["System.RuntimeArgumentHandle"] = RuleUnsafe,
@@ -155,6 +164,109 @@ internal static class PolicyApiGuard
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// False when <paramref name="compilation"/> has no unsafe or extern construct and its emitted
+    /// <paramref name="image"/> references nothing a policy may not touch, so the source walk can be skipped; true
+    /// when it may (then <see cref="Check"/> decides, from the source).
+    /// </summary>
+    public static bool MayBreakRules(Compilation compilation, byte[] image)
+    {
+        ArgumentNullException.ThrowIfNull(compilation);
+        ArgumentNullException.ThrowIfNull(image);
+        if (compilation.SyntaxTrees.Any(t => t.GetRoot().DescendantNodes().Any(n => UnsafeConstruct(n) is not null)))
+        {
+            return true;
+        }
+
+        using var pe = new PEReader(new MemoryStream(image, writable: false));
+        var md = pe.GetMetadataReader();
+        if (md.GetTableRowCount(TableIndex.ImplMap) > 0)
+        {
+            return true;
+        }
+
+        foreach (var handle in md.TypeReferences)
+        {
+            if (ReferencedTypeRule(TypeReferenceName(md, handle)) is not null)
+            {
+                return true;
+            }
+        }
+
+        foreach (var handle in md.MemberReferences)
+        {
+            var member = md.GetMemberReference(handle);
+            var owner = member.Parent.Kind switch
+            {
+                HandleKind.TypeReference => TypeReferenceName(md, (TypeReferenceHandle)member.Parent),
+                HandleKind.TypeSpecification => GenericDefinitionName(md, (TypeSpecificationHandle)member.Parent),
+                _ => null,
+            };
+            if (owner is not null && s_members.ContainsKey($"{owner}.{AccessorFree(md.GetString(member.Name))}"))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The rule a referenced type (metadata name, <c>Ns.Outer+Inner`1</c>) breaks, or null.</summary>
+    private static string? ReferencedTypeRule(string metadataName)
+    {
+        for (var end = metadataName.Length; end > 0; end = metadataName.LastIndexOf('+', end - 1))
+        {
+            if (s_types.TryGetValue(metadataName[..end], out var rule))
+            {
+                return rule;
+            }
+        }
+
+        var outer = metadataName.Split('+')[0];
+        var dot = outer.LastIndexOf('.');
+        return dot > 0 ? NamespaceRule(outer[..dot]) : null;
+    }
+
+    private static string TypeReferenceName(MetadataReader md, TypeReferenceHandle handle)
+    {
+        var type = md.GetTypeReference(handle);
+        var name = md.GetString(type.Name);
+        if (type.ResolutionScope.Kind == HandleKind.TypeReference)
+        {
+            return $"{TypeReferenceName(md, (TypeReferenceHandle)type.ResolutionScope)}+{name}";
+        }
+
+        var ns = md.GetString(type.Namespace);
+        return ns.Length == 0 ? name : $"{ns}.{name}";
+    }
+
+    /// <summary>The generic type a type specification instantiates (<c>Task`1</c> for <c>Task&lt;int&gt;</c>), or null.</summary>
+    private static string? GenericDefinitionName(MetadataReader md, TypeSpecificationHandle handle)
+    {
+        var blob = md.GetBlobReader(md.GetTypeSpecification(handle).Signature);
+        if (blob.ReadSignatureTypeCode() != SignatureTypeCode.GenericTypeInstance)
+        {
+            return null;
+        }
+
+        blob.ReadSignatureTypeCode(); // class or value type
+        var definition = blob.ReadTypeHandle();
+        return definition.Kind == HandleKind.TypeReference ? TypeReferenceName(md, (TypeReferenceHandle)definition) : null;
+    }
+
+    private static string AccessorFree(string name)
+    {
+        foreach (var prefix in (ReadOnlySpan<string>)["get_", "set_", "add_", "remove_"])
+        {
+            if (name.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                return name[prefix.Length..];
+            }
+        }
+
+        return name;
     }
 
     /// <summary>True when a diagnostic list from <see cref="Check"/> refused unsafe code (the compiler's own

@@ -56,6 +56,7 @@ internal sealed class PolicyScriptCompiler
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private long _compilations;
+    private long _guardWalks;
 
     public PolicyScriptCompiler(CompiledPolicyCache? cache, ILogger logger)
     {
@@ -65,6 +66,9 @@ internal sealed class PolicyScriptCompiler
 
     /// <summary>Roslyn compilations run so far (cache hits do not count): what tests observe.</summary>
     public long Compilations => Interlocked.Read(ref _compilations);
+
+    /// <summary>Compilations whose image referenced something refused, so the API guard walked the source.</summary>
+    public long GuardWalks => Interlocked.Read(ref _guardWalks);
 
     public CompiledPolicyCache? Cache => _cache;
 
@@ -96,7 +100,7 @@ internal sealed class PolicyScriptCompiler
         lock (_gate)
         {
             Interlocked.Increment(ref _compilations);
-            var (image, diagnostics) = CompileCore(sources, key, cancellation);
+            var (image, diagnostics) = CompileCore(sources, key, ref _guardWalks, cancellation);
             if (image is not null && _cache is not null)
             {
                 _cache.Write(key, image);
@@ -106,7 +110,7 @@ internal sealed class PolicyScriptCompiler
         }
     }
 
-    private static (PolicyImage? Image, List<ScriptDiagnostic> Diagnostics) CompileCore(PolicySourceSet sources, string key, CancellationToken cancellation)
+    private static (PolicyImage? Image, List<ScriptDiagnostic> Diagnostics) CompileCore(PolicySourceSet sources, string key, ref long guardWalks, CancellationToken cancellation)
     {
         var options = new CSharpCompilationOptions(
             OutputKind.DynamicallyLinkedLibrary,
@@ -128,30 +132,27 @@ internal sealed class PolicyScriptCompiler
             returnType: typeof(IPlacementPolicy),
             globalsType: typeof(PolicyScriptGlobals));
 
-        var guard = PolicyApiGuard.Check(compilation, cancellation);
-        var dropUnsafe = PolicyApiGuard.RefusedUnsafe(guard);
-        var diagnostics = new List<ScriptDiagnostic>(guard);
-        diagnostics.AddRange(ToScriptDiagnostics(compilation.GetDiagnostics(cancellation), sources.MainPath, dropUnsafe));
-        if (diagnostics.Exists(d => d.IsError))
-        {
-            return (null, Sort(diagnostics));
-        }
-
+        // Emit first: its diagnostics are the compiler's full report, and the image tells whether the (costly) API
+        // walk is needed at all (PolicyApiGuard.MayBreakRules).
         using var pe = new MemoryStream();
-        var embedded = sources.Files.Select(f => EmbeddedText.FromSource(f.Path, f.Text));
         var emit = compilation.Emit(
             pe,
             options: new EmitOptions(debugInformationFormat: DebugInformationFormat.Embedded),
-            embeddedTexts: embedded,
+            embeddedTexts: sources.Files.Select(f => EmbeddedText.FromSource(f.Path, f.Text)),
             cancellationToken: cancellation);
-        diagnostics.AddRange(ToScriptDiagnostics(emit.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error), sources.MainPath, dropUnsafe));
-        var entry = compilation.GetEntryPoint(cancellation);
-        if (!emit.Success || entry is null)
+        var entry = emit.Success ? compilation.GetEntryPoint(cancellation) : null;
+        var image = entry is null ? null : pe.ToArray();
+        IReadOnlyList<ScriptDiagnostic> guard = [];
+        if (image is null || PolicyApiGuard.MayBreakRules(compilation, image))
         {
-            return (null, Sort(diagnostics));
+            Interlocked.Increment(ref guardWalks);
+            guard = PolicyApiGuard.Check(compilation, cancellation);
         }
 
-        return (new PolicyImage(pe.ToArray(), entry.ContainingType.MetadataName, entry.MetadataName), Sort(diagnostics));
+        var diagnostics = new List<ScriptDiagnostic>(guard);
+        diagnostics.AddRange(ToScriptDiagnostics(emit.Diagnostics, sources.MainPath, PolicyApiGuard.RefusedUnsafe(guard)));
+        var failed = image is null || diagnostics.Exists(d => d.IsError);
+        return (failed ? null : new PolicyImage(image!, entry!.ContainingType.MetadataName, entry.MetadataName), Sort(diagnostics));
     }
 
     private static IEnumerable<ScriptDiagnostic> ToScriptDiagnostics(IEnumerable<Diagnostic> diagnostics, string mainPath, bool dropUnsafe)
@@ -187,6 +188,11 @@ internal sealed class PolicyScriptCompiler
         [
             "System.Private.CoreLib", "System.Runtime", "System.Collections", "System.Collections.Immutable", "System.Linq",
             "System.Memory", "System.Numerics.Vectors", "System.Runtime.Intrinsics", "System.Runtime.Numerics",
+
+            // Referenced only so that the guard can name what a script reached for ("System.Console is not
+            // allowed ...") instead of the compiler's "the name 'Console' does not exist".
+            "System.Console", "System.Diagnostics.Process", "System.ComponentModel.Primitives", "System.Net.Http",
+            "System.Net.Primitives", "System.Net.Sockets",
         ];
         var contractDependencies = typeof(IPlacementPolicy).Assembly.GetReferencedAssemblies().Select(a => a.Name!);
         var paths = names.Concat(contractDependencies)

@@ -141,6 +141,18 @@ public sealed class PolicyHost : IPlacementPolicy, IDisposable
         _slot.Dispose();
     }
 
+    /// <summary>
+    /// A host over a policy object the caller made (an embedder's own policy, a test double): the same invoker (time
+    /// limit, failure capture, validation) as built-ins and scripts; nothing to reload.
+    /// </summary>
+    public static PolicyHost ForPolicy(IPlacementPolicy policy, ScriptingOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        options ??= ScriptingOptions.Default;
+        options.Validate();
+        return ForBuiltIn(policy, options);
+    }
+
     internal static PolicyHost ForBuiltIn(IPlacementPolicy policy, ScriptingOptions options)
     {
         var logger = options.LoggerFactory.CreateLogger("ExpertBridge.Scripting.PolicyHost");

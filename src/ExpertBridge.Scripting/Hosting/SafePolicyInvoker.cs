@@ -190,22 +190,23 @@ internal sealed class SafePolicyInvoker
         public void Run()
         {
             var version = Version;
+            CallResult result;
             try
             {
                 var c = Context;
                 var context = new PolicyContext(c.Topology, c.History, c.Current, c.Options, c.ExpertGroups, c.LayerExpertBytes, c.Step, _cancellation.Token);
                 var decision = version.Policy.Decide(context);
-                _completion.SetResult(decision is null
+                result = decision is null
                     ? new CallResult(null, "Decide returned null instead of a PolicyDecision", false)
-                    : new CallResult(decision, null, false));
+                    : new CallResult(decision, null, false);
             }
             catch (OperationCanceledException) when (_cancellation.IsCancellationRequested)
             {
-                _completion.SetResult(new CallResult(null, null, true));
+                result = new CallResult(null, null, true);
             }
             catch (Exception ex)
             {
-                _completion.SetResult(new CallResult(null, ScriptFailure.Describe(ex, version.SourceFiles), false));
+                result = new CallResult(null, ScriptFailure.Describe(ex, version.SourceFiles), false);
             }
             finally
             {
@@ -215,9 +216,12 @@ internal sealed class SafePolicyInvoker
                     _cancellation.Dispose();
                 }
 
+                // Before the answer is published: a caller that sees it may call again at once.
                 version.ExitCall();
                 _lease.Dispose();
             }
+
+            _completion.SetResult(result);
         }
 
         public void Cancel()

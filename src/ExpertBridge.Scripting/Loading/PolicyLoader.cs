@@ -22,7 +22,10 @@ internal static class PolicyLoader
         var sources = compiled.Sources;
         var main = sources.MainPath;
         var files = sources.Files.Select(f => f.Path).ToArray();
-        var options = overrides.Values.Count == 0 ? sources.Header.Options : sources.Header.Options.With(overrides);
+        var header = sources.Header.Options;
+        var options = overrides.Values.Count == 0
+            ? header
+            : new PolicyOptions(header.With(overrides).Values, $"{overrides.Source} over {header.Source}");
         var globals = new PolicyScriptGlobals(options, main);
         var context = new PolicyLoadContext($"policy {Path.GetFileName(main)} v{number}");
         IPlacementPolicy? policy;

@@ -67,5 +67,7 @@ public sealed unsafe class CudaLayoutTests
         Assert.Equal(8, Unsafe.SizeOf<CUcontext>());
         Assert.Equal(8, Unsafe.SizeOf<CUstream>());
         Assert.Equal(8, Unsafe.SizeOf<CUevent>());
+        Assert.Equal(8, Unsafe.SizeOf<CUmodule>());
+        Assert.Equal(8, Unsafe.SizeOf<CUfunction>());
     }
 }

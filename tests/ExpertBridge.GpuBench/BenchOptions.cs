@@ -1,0 +1,96 @@
+using System.Globalization;
+
+namespace ExpertBridge.GpuBench;
+
+/// <summary>Command-line options of GpuBench.</summary>
+internal sealed class BenchOptions
+{
+    public const string Usage = """
+        usage: ExpertBridge.GpuBench <verb> [options]
+          conformance      the conformance suite on the real CUDA backend
+          relocation       relocation within a device, between two devices (peer) and a DeepSeek-V3-sized move, each
+                           beside a plain driver copy of the same bytes
+          cross-process    two processes, one GPU each: relocation over NCCL beside a plain NCCL send/recv
+          compute          compute slowdown of a busy stream while relocation runs beside it (needs --ptx)
+        options: --json FILE  --layers 58  --experts 16  --expert-mb 44  --ptx FILE  --seconds 1
+                 --timeout-s 300  --emulated (relocation and conformance on the CUDA emulator, without a GPU)
+        """;
+
+    public string Verb { get; private init; } = "help";
+
+    public string? Json { get; private init; }
+
+    public int Layers { get; private init; } = 58;
+
+    public int Experts { get; private init; } = 16;
+
+    public long ExpertBytes { get; private init; } = 44L << 20;
+
+    public string? Ptx { get; private init; }
+
+    public double Seconds { get; private init; } = 1;
+
+    public int TimeoutSeconds { get; private init; } = 300;
+
+    public int Rank { get; private init; }
+
+    public bool Emulated { get; private init; }
+
+    /// <summary>Parses the arguments; throws <see cref="FormatException"/> naming the option and the rule.</summary>
+    public static BenchOptions Parse(IReadOnlyList<string> args)
+    {
+        string? json = null, ptx = null;
+        int layers = 58, experts = 16, expertMb = 44, timeout = 300, rank = 0;
+        double seconds = 1;
+        var emulated = false;
+        for (var i = 1; i < args.Count; i++)
+        {
+            switch (args[i])
+            {
+                case "--json": json = Value(args, ref i); break;
+                case "--ptx": ptx = Value(args, ref i); break;
+                case "--layers": layers = Int(args, ref i, 1); break;
+                case "--experts": experts = Int(args, ref i, 1); break;
+                case "--expert-mb": expertMb = Int(args, ref i, 1); break;
+                case "--timeout-s": timeout = Int(args, ref i, 10); break;
+                case "--rank": rank = Int(args, ref i, 0); break;
+                case "--seconds":
+                    var text = Value(args, ref i);
+                    if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out seconds) || seconds <= 0)
+                    {
+                        throw new FormatException($"--seconds: a positive number, got '{text}'");
+                    }
+
+                    break;
+                case "--emulated": emulated = true; break;
+                default: throw new FormatException($"unknown option '{args[i]}'");
+            }
+        }
+
+        return new BenchOptions
+        {
+            Verb = args.Count > 0 ? args[0] : "help",
+            Json = json,
+            Ptx = ptx,
+            Layers = layers,
+            Experts = experts,
+            ExpertBytes = (long)expertMb << 20,
+            TimeoutSeconds = timeout,
+            Rank = rank,
+            Seconds = seconds,
+            Emulated = emulated,
+        };
+    }
+
+    private static string Value(IReadOnlyList<string> args, ref int i) =>
+        i + 1 < args.Count ? args[++i] : throw new FormatException($"{args[i]}: the value is missing");
+
+    private static int Int(IReadOnlyList<string> args, ref int i, int min)
+    {
+        var option = args[i];
+        var text = Value(args, ref i);
+        return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min
+            ? v
+            : throw new FormatException($"{option}: an integer >= {min}, got '{text}'");
+    }
+}
