@@ -232,6 +232,7 @@ public sealed class OmniPlacementPolicy : IPlacementPolicy
     private readonly PolicyOptions _options;
     private readonly OmniPlacementSettings _settings;
     private bool[] _active = [];
+    private double[] _stuck = [];
     private long _lastStep = -1;
     private int _lastInterval;
     private bool _staticDone;
@@ -274,6 +275,8 @@ public sealed class OmniPlacementPolicy : IPlacementPolicy
         if (_active.Length != context.Layers)
         {
             _active = new bool[context.Layers];
+            _stuck = new double[context.Layers];
+            Array.Fill(_stuck, double.NaN);
             _lastStep = -1;
         }
 
@@ -286,7 +289,7 @@ public sealed class OmniPlacementPolicy : IPlacementPolicy
         var horizon = settings.Horizon > 0 ? settings.Horizon : Math.Max(1, (_lastInterval > 0 ? _lastInterval : Math.Min(history.Count, 100)) / 2);
         var signals = OmniLoadSignals.Compute(history, settings, horizon, _signals, context.Cancellation);
         _signals = signals;
-        var planner = new OmniRebalancePlanner(context, settings, signals, _active);
+        var planner = new OmniRebalancePlanner(context, settings, signals, _active, _stuck);
         var outcome = planner.Run();
         if (settings.Mode == OmniMode.Static)
         {
@@ -645,14 +648,23 @@ internal sealed class OmniRebalancePlanner
     private readonly PolicyContext _context;
     private readonly OmniPlacementSettings _settings;
     private readonly OmniLoadSignals _signals;
-    private readonly bool[] _active;
+    /// <summary>How far a stuck layer's imbalance must rise before it is searched again.</summary>
+    private const double StuckMargin = 0.01;
 
-    public OmniRebalancePlanner(PolicyContext context, OmniPlacementSettings settings, OmniLoadSignals signals, bool[] active)
+    private readonly bool[] _active;
+    private readonly double[] _stuck;
+
+    /// <summary>
+    /// <paramref name="active"/> (hysteresis) and <paramref name="stuck"/> (the predicted imbalance at which a layer's
+    /// last search found nothing worth its writes, NaN if none) are per-layer state the policy keeps between calls.
+    /// </summary>
+    public OmniRebalancePlanner(PolicyContext context, OmniPlacementSettings settings, OmniLoadSignals signals, bool[] active, double[] stuck)
     {
         _context = context;
         _settings = settings;
         _signals = signals;
         _active = active;
+        _stuck = stuck;
     }
 
     public OmniRebalanceOutcome Run()
@@ -710,10 +722,16 @@ internal sealed class OmniRebalancePlanner
 
             if (!_active[l])
             {
+                _stuck[l] = double.NaN;
                 continue;
             }
 
             triggered++;
+            if (imbalance < _stuck[l] + StuckMargin)
+            {
+                continue; // the last search at about this imbalance found nothing worth its writes
+            }
+
             var byteScale = meanBytes > 0 && bytes[l] > 0 ? bytes[l] / meanBytes : 1.0;
             var costPerWrite = _settings.MoveCost * solver.BestEp * byteScale;
             var start = solver.Objective;
@@ -723,6 +741,8 @@ internal sealed class OmniRebalancePlanner
             {
                 TryRebuild(solver, row, start, solver.Objective + (costPerWrite * searched), costPerWrite, budget, allowance[l], log, mark);
             }
+
+            _stuck[l] = log.OpCount == mark ? imbalance : double.NaN;
         }
 
         layerOpsStart[layers] = log.OpCount;
@@ -1047,9 +1067,10 @@ internal sealed class OmniWriteLog
 /// </summary>
 internal sealed class OmniLayerSolver
 {
+
     private const double TieWeight = 1e-3;
     private const int Receivers = 8;
-    private const int KickAttempts = 24;
+    private const int KickAttempts = 6;
     private const int KickFailures = 1;
 
     private readonly int _e;
@@ -1818,7 +1839,7 @@ internal sealed class OmniLayerSolver
                 return written;
             }
 
-            if (repair >= 2 * _s || written >= writesLeft)
+            if (repair >= _s || written >= writesLeft)
             {
                 break;
             }
@@ -1928,6 +1949,7 @@ internal sealed class OmniLayerSolver
 
     private Op FindBest(double floor, int writesLeft, int allowance)
     {
+
         var best = new Op(OpKind.None, -1, -1, -1, floor);
         BuildReplicaLists();
         BuildSpareSlots(allowance);
@@ -1968,6 +1990,7 @@ internal sealed class OmniLayerSolver
         var order = _order.AsSpan(k * _d, _d);
         var receivers = Math.Min(Receivers, _d - 1);
         var levelsReady = false;
+
         for (var li = 0; li < _s; li++)
         {
             var i = (a * _s) + li;
@@ -2044,6 +2067,12 @@ internal sealed class OmniLayerSolver
                 var level = dev[a];
                 for (var t = 0; t < _spareCount; t++)
                 {
+                    // Spare slots are sorted by base level: once base + split reaches the best level, none does better.
+                    if (_spareBase[t] + split >= level)
+                    {
+                        break;
+                    }
+
                     var after = Math.Max(_spareBase[t] + split, _spareSiblings[t]);
                     if (after >= level)
                     {
@@ -2084,33 +2113,37 @@ internal sealed class OmniLayerSolver
         return best;
     }
 
-    /// <summary>Fills, per spare slot, <see cref="LevelAfterReplicate"/>'s two parts for scenario k.</summary>
+    /// <summary>
+    /// Fills, per spare slot, <see cref="LevelAfterReplicate"/>'s two parts for scenario k, in ascending order of the
+    /// first (the slot's device without its occupant), so a scan can stop early.
+    /// </summary>
     private void SpareLevels(int k)
     {
         for (var t = 0; t < _spareCount; t++)
         {
             var j = _spare[t];
             var f = _row[j];
-            var b = j / _s;
-            if (f < 0)
-            {
-                _spareBase[t] = _dev[(k * _d) + b];
-                _spareSiblings[t] = double.NegativeInfinity;
-                continue;
-            }
+            _spareBase[t] = _dev[(k * _d) + (j / _s)] - (f >= 0 ? _share[(k * _e) + f] : 0);
+        }
 
-            var share = _share[(k * _e) + f];
-            var raise = share / (_cnt[f] - 1);
+        Array.Sort(_spareBase, _spare, 0, _spareCount);
+        for (var t = 0; t < _spareCount; t++)
+        {
+            var j = _spare[t];
+            var f = _row[j];
             var siblings = double.NegativeInfinity;
-            for (var slot = _repHead[f]; slot >= 0; slot = _repNext[slot])
+            if (f >= 0)
             {
-                if (slot != j)
+                var raise = _share[(k * _e) + f] / (_cnt[f] - 1);
+                for (var slot = _repHead[f]; slot >= 0; slot = _repNext[slot])
                 {
-                    siblings = Math.Max(siblings, _dev[(k * _d) + (slot / _s)] + raise);
+                    if (slot != j)
+                    {
+                        siblings = Math.Max(siblings, _dev[(k * _d) + (slot / _s)] + raise);
+                    }
                 }
             }
 
-            _spareBase[t] = _dev[(k * _d) + b] - share;
             _spareSiblings[t] = siblings;
         }
     }

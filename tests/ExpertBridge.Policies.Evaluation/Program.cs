@@ -5,12 +5,16 @@ using ExpertBridge.Core.Replay;
 using ExpertBridge.Core.Traces;
 using ExpertBridge.Scripting;
 
-// Evaluation harness for the OmniPlacement scripts on the shared trace suite (see docs/policy-evaluation.md).
-//   pareto  [--cases=drifting,...] [--cadences=300:300,100:100,50:25] [--layers=N] [key=value ...]
-//   static  [--cases=...] [--window=N] [key=value ...]
-//   speed   [--cases=drifting] [--cadences=...] [--layers=N] [--verbose] [key=value ...]
-// The policies are the real scripts (policies/NAME.csx, compiled by the scripting host): --script=NAME picks the
-// OmniPlacement variant (default omniplacement); key=value pairs override its header options.
+// Evaluation harness for the OmniPlacement scripts on the shared trace suite (docs/policy-evaluation.md).
+//   pareto [--cases=drifting,...] [--cadences=300:300,100:100,50:25] [--layers=N] [--script=NAME] [key=value ...]
+//       replays EPLB (the built-in, raw), eplb.csx (keep-slots) and the script at each cadence.
+//   static [--cases=...] [--window=N] [--script=NAME] [key=value ...]
+//       fits the script and EPLB on one window and scores both on that window, layer by layer.
+//   cpu    [--cases=...] [--cadences=...] [key=value ...]
+//       thread CPU time of each decision of one policy instance over a replay, the library compiled in with its
+//       defaults (which are omniplacement.csx's header values); key=value pairs override them.
+// The pareto and static modes run the real scripts (policies/NAME.csx) through the scripting host; key=value pairs
+// override their header options. Build with -c Release.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var mode = args.Length > 0 ? args[0] : "pareto";
 string? Flag(string name) => args.FirstOrDefault(a => a.StartsWith($"--{name}=", StringComparison.Ordinal))?[(name.Length + 3)..];
@@ -20,28 +24,18 @@ var layers = Flag("layers") is { } l ? int.Parse(l, CultureInfo.InvariantCulture
 var cases = (Flag("cases") ?? (mode == "static" ? string.Join(',', TraceSuite.All.Select(c => c.Name)) : "drifting")).Split(',').Select(TraceSuite.Get).ToList();
 var cadences = (Flag("cadences") ?? "300:300,100:100,50:25").Split(',').Select(c => c.Split(':'))
     .Select(c => (Window: int.Parse(c[0], CultureInfo.InvariantCulture), Interval: int.Parse(c[1], CultureInfo.InvariantCulture))).ToArray();
-
 var policyDirectory = Path.GetFullPath(Flag("policies") ?? Path.Combine(AppContext.BaseDirectory, "../../../../../policies"));
-PolicyHost Open(string name, params (string Key, string Value)[] extra) => PolicyResolver.Open(Path.Combine(policyDirectory, name + ".csx"), new ScriptingOptions
+var script = Flag("script") ?? (mode == "static" ? "omniplacement-static" : "omniplacement");
+
+PolicyHost Open(string name, IEnumerable<KeyValuePair<string, string>> options) => PolicyResolver.Open(Path.Combine(policyDirectory, name + ".csx"), new ScriptingOptions
 {
-    Options = new PolicyOptions([.. extra.Select(p => new KeyValuePair<string, string>(p.Key, p.Value)), .. overrides], "command line"),
+    Options = new PolicyOptions(options, "command line"),
     DecisionTimeout = TimeSpan.FromMinutes(5),
     PolicyDirectory = policyDirectory,
 });
 
-if (mode == "debug")
-{
-    DebugRun.Run(policyDirectory);
-    return 0;
-}
-
-var script = Flag("script") ?? (mode == "static" ? "omniplacement-static" : "omniplacement");
-
-(LoadTrace Trace, TraceCase Case) Load(TraceCase c)
-{
-    var options = layers > 0 ? c.Options with { Layers = Math.Min(layers, c.Options.Layers) } : c.Options;
-    return (TraceGenerator.Generate(options), c);
-}
+(LoadTrace Trace, TraceCase Case) Load(TraceCase c) =>
+    (TraceGenerator.Generate(layers > 0 ? c.Options with { Layers = Math.Min(layers, c.Options.Layers) } : c.Options), c);
 
 switch (mode)
 {
@@ -52,18 +46,20 @@ switch (mode)
             {
                 var replay = new ReplayOptions { Window = w, Interval = i, ExpertGroups = c.Groups };
                 var eplb = ReplayEngine.Run(trace, c.Topology, BuiltInPolicies.TryCreate("eplb")!, replay);
-                using var host = Open(script);
+                using var keepSlots = Open("eplb", []);
+                var eplbKeep = ReplayEngine.Run(trace, c.Topology, keepSlots, replay);
+                using var host = Open(script, overrides);
                 var omni = ReplayEngine.Run(trace, c.Topology, host, replay);
                 var share = (double)omni.ExpertsMoved / eplb.ExpertsMoved;
                 var met = omni.ImbalanceMean <= eplb.ImbalanceMean && share <= 0.25;
-                Console.WriteLine($"{c.Name,-16} ({w},{i}) eplb imbalance {eplb.ImbalanceMean:F4} moves {eplb.ExpertsMoved,7} | omni imbalance {omni.ImbalanceMean:F4} moves {omni.ExpertsMoved,6} ({share:P1}) {(met ? "MET" : "not met")} | omni ms median {omni.PolicyMillisMedian:F1}");
+                Console.WriteLine($"| {c.Name} | ({w}, {i}) | {eplb.ImbalanceMean:F4} | {eplb.ExpertsMoved} | {eplbKeep.ExpertsMoved} | {omni.ImbalanceMean:F4} | {omni.ExpertsMoved} | {share:P1} | {(met ? "met" : "**not met**")} |");
             }
         }
 
         break;
     case "static":
         {
-            double omniSum = 0, eplbSum = 0;
+            double omniSum = 0, eplbSum = 0, bestSum = 0;
             var worse = 0;
             foreach (var (trace, c) in cases.Select(Load))
             {
@@ -75,9 +71,8 @@ switch (mode)
                 }
 
                 var load = history.WindowSum(window);
-                var current = TrivialPolicy.Build(c.Topology, trace.Layers, trace.Experts);
-                var context = new PolicyContext(c.Topology, history, current, null, c.Groups);
-                using var host = Open(script);
+                var context = new PolicyContext(c.Topology, history, TrivialPolicy.Build(c.Topology, trace.Layers, trace.Experts), null, c.Groups);
+                using var host = Open(script, overrides);
                 var omni = host.Decide(context).Placement!;
                 var eplb = BuiltInPolicies.TryCreate("eplb")!.Decide(context).Placement!;
                 double o = 0, e = 0, b = 0;
@@ -94,57 +89,46 @@ switch (mode)
 
                 omniSum += o;
                 eplbSum += e;
+                bestSum += b;
                 worse += worseHere;
-                Console.WriteLine($"{c.Name,-16} busiest device summed over layers: omni/BestEP {o / b:F4} eplb/BestEP {e / b:F4} omni/eplb {o / e:F4} ({(1 - (o / e)):P2} less), layers where omni is busier: {worseHere}");
+                Console.WriteLine($"| {c.Name} | {trace.Layers} | {e / b:F4} | {o / b:F4} | {1 - (o / e):P2} | {worseHere} |");
             }
 
-            Console.WriteLine($"{"all",-16} omni/eplb {omniSum / eplbSum:F4} ({(1 - (omniSum / eplbSum)):P2} less), layers where omni is busier: {worse}");
+            Console.WriteLine($"| all | | {eplbSum / bestSum:F4} | {omniSum / bestSum:F4} | {1 - (omniSum / eplbSum):P2} | {worse} |");
         }
 
         break;
-    case "speed":
+    case "cpu":
         foreach (var (trace, c) in cases.Select(Load))
         {
             foreach (var (w, i) in cadences)
             {
                 var times = new List<double>();
-                using var host = Open(script);
-                var policy = new TimedPolicy(host, times, args.Contains("--verbose"));
-                var result = ReplayEngine.Run(trace, c.Topology, policy, new ReplayOptions { Window = w, Interval = i, ExpertGroups = c.Groups });
-                var first = times[0];
-                times.Sort();
-                Console.WriteLine($"{c.Name} ({w},{i}) {times.Count} decisions, process CPU ms: first {first:F1} median {times[times.Count / 2]:F2} p90 {times[(int)(times.Count * 0.9)]:F2} max {times[^1]:F2} | imbalance {result.ImbalanceMean:F4} moves {result.ExpertsMoved}");
+                var policy = new OmniPlacementPolicy(new PolicyOptions(overrides, "command line"));
+                var current = TrivialPolicy.Build(c.Topology, trace.Layers, trace.Experts);
+                for (var step = w; step < trace.Steps; step += i)
+                {
+                    var history = new LoadHistory(trace.Layers, trace.Experts, w);
+                    for (var s = step - w; s < step; s++)
+                    {
+                        history.Record(trace.GetStep(s));
+                    }
+
+                    var context = new PolicyContext(c.Topology, history, current, null, c.Groups, null, step);
+                    var start = ThreadClock.Milliseconds();
+                    current = policy.Decide(context).Placement ?? current;
+                    times.Add(ThreadClock.Milliseconds() - start);
+                }
+
+                var later = times.Skip(1).Order().ToList();
+                Console.WriteLine($"| {c.Name} | ({w}, {i}) | {times.Count} | {times[0]:F1} | {later[later.Count / 2]:F1} | {later[(int)(later.Count * 0.9)]:F1} | {later[^1]:F1} |");
             }
         }
 
         break;
     default:
-        Console.Error.WriteLine($"unknown mode '{mode}' (pareto, static, speed)");
+        Console.Error.WriteLine($"unknown mode '{mode}' (pareto, static, cpu)");
         return 2;
 }
 
 return 0;
-
-/// <summary>
-/// Wraps a policy and records each decision's process CPU time (the scripting host runs the call on a worker
-/// thread; on a shared machine CPU time, unlike wall time, does not count the neighbours' share of the cores).
-/// </summary>
-internal sealed class TimedPolicy(IPlacementPolicy inner, List<double> times, bool verbose) : IPlacementPolicy
-{
-    public string Name => inner.Name;
-
-    public PolicyDecision Decide(PolicyContext context)
-    {
-        using var process = System.Diagnostics.Process.GetCurrentProcess();
-        var start = process.TotalProcessorTime;
-        var decision = inner.Decide(context);
-        process.Refresh();
-        times.Add((process.TotalProcessorTime - start).TotalMilliseconds);
-        if (verbose)
-        {
-            Console.WriteLine($"   step {context.Step}: {decision.Reason} [{times[^1]:F1} ms]");
-        }
-
-        return decision;
-    }
-}

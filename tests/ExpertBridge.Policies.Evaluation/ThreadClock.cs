@@ -1,0 +1,28 @@
+using System.Runtime.InteropServices;
+
+/// <summary>CPU time of the calling thread (Linux), so timings survive a busy shared machine.</summary>
+internal static class ThreadClock
+{
+    private const int ClockThreadCpuTimeId = 3;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [DllImport("libc", EntryPoint = "clock_gettime")]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int ClockGetTime(int clock, out Timespec time);
+
+    public static double Milliseconds()
+    {
+        if (ClockGetTime(ClockThreadCpuTimeId, out var t) != 0)
+        {
+            throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        }
+
+        return (t.Seconds * 1e3) + (t.Nanoseconds / 1e6);
+    }
+}
