@@ -2,16 +2,19 @@
 // This library holds only using-directives and type declarations, so it compiles both as a script library
 // (#load "lib/omniplacement.lib.csx") and as ordinary C# (tests/ExpertBridge.Policies.Tests compiles it directly).
 //
-// Per layer it minimises a robust objective over the predicted load and over chunks of the recent per-step series:
-//   J = w0 * peak(predicted) + sum_k wk * peak(chunk k)        (objective = peak-sum)
-//   J = w0 * peak(predicted) + (1 - w0) * quantile_q(peaks)    (objective = percentile)
-// plus a small cross-node dispatch term and a tie-breaker that spreads load off the peak device. Replica counts and
-// device assignment are optimised jointly: a greedy start (replicate by per-replica load, LPT placement without
-// co-located replicas) and a local search of moves, swaps, re-replications and drops under slot capacity, a
-// per-expert replica cap, and a per-layer replica allowance given out over layers by marginal gain.
-// In adaptive mode the search starts from the placement in force; every slot write must buy a predicted gain worth
-// its bytes, a per-rebalance move budget is shared by all layers by gain per write, and a layer is only touched
-// while its predicted imbalance is above a trigger (with hysteresis).
+// Signals (one pass over the window): the predicted per-step load of every (layer, expert) (bias-corrected EMA, EMA
+// plus damped trend, or the mean) and K chunk means of the window, optionally mirrored forward around the prediction.
+// Per layer it minimises
+//   J = w0 * peak(prediction) + sum_k wk * peak(scenario k)       (objective = peak-sum)
+//   J = w0 * peak(prediction) + (1 - w0) * quantile_q(peaks)      (objective = percentile)
+// plus a small cross-node dispatch term and a tie-breaker (per-scenario sum of squares) that lets the search leave a
+// plateau. Replica counts and device assignment are optimised together: a greedy start that picks the replica total
+// by packing, then a local search (swaps and moves between a peak device and cool ones, re-replication, drops, and
+// kicks: one more replica of the busiest expert plus the swaps that make room, kept only when the chain pays).
+// In adaptive mode the search starts from the placement in force; every slot write must buy a
+// predicted gain worth its bytes, a per-rebalance move budget is shared over layers by gain per write, a layer is
+// only searched while its predicted imbalance is above a trigger (with hysteresis), and a layer far from balance
+// also tries an anchored rebuild.
 using System;
 using System.Collections.Generic;
 using System.Globalization;
@@ -1072,6 +1075,7 @@ internal sealed class OmniLayerSolver
     private const int Receivers = 8;
     private const int KickAttempts = 6;
     private const int KickFailures = 1;
+    private const int KickRepairs = 6;
 
     private readonly int _e;
     private readonly int _d;
@@ -1191,9 +1195,6 @@ internal sealed class OmniLayerSolver
 
     /// <summary>The layer's perfectly balanced per-device load (scenario-weighted).</summary>
     public double BestEp => _bestEp;
-
-    /// <summary>Robust predicted imbalance of the state: the balance objective over BestEP.</summary>
-    public double Imbalance => _bestEp > 0 ? _objective / _bestEp : 1.0;
 
     /// <summary>Predicted imbalance of the state: the prediction's busiest device over its mean (1 = balanced).</summary>
     public double PredictedImbalance => _predictedMean > 0 ? _peak[0] / _predictedMean : 1.0;
@@ -1839,7 +1840,7 @@ internal sealed class OmniLayerSolver
                 return written;
             }
 
-            if (repair >= _s || written >= writesLeft)
+            if (repair >= KickRepairs || written >= writesLeft)
             {
                 break;
             }

@@ -106,12 +106,13 @@ switch (mode)
                 var times = new List<double>();
                 var policy = new OmniPlacementPolicy(new PolicyOptions(overrides, "command line"));
                 var current = TrivialPolicy.Build(c.Topology, trace.Layers, trace.Experts);
+                var history = new LoadHistory(trace.Layers, trace.Experts, w);
+                var recorded = 0;
                 for (var step = w; step < trace.Steps; step += i)
                 {
-                    var history = new LoadHistory(trace.Layers, trace.Experts, w);
-                    for (var s = step - w; s < step; s++)
+                    for (; recorded < step; recorded++)
                     {
-                        history.Record(trace.GetStep(s));
+                        history.Record(trace.GetStep(recorded));
                     }
 
                     var context = new PolicyContext(c.Topology, history, current, null, c.Groups, null, step);
