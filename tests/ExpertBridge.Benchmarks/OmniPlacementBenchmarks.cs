@@ -32,7 +32,9 @@ public class OmniPlacementBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var script = Path.Combine(FindPolicies(), "omniplacement.csx");
+        // The project copies the script next to the binary (BenchmarkDotNet's child builds and self-contained
+        // publishes included); only its header is read.
+        var script = Path.Combine(AppContext.BaseDirectory, "policies", "omniplacement.csx");
         _options = PolicyHeader.Parse(script, SourceText.From(File.ReadAllText(script))).Options;
         var parts = Case.Split(' ');
         var suite = TraceSuite.Get(parts[0]);
@@ -61,19 +63,5 @@ public class OmniPlacementBenchmarks
         }
 
         return new PolicyContext(suite.Topology, history, current, null, suite.Groups, null, step);
-    }
-
-    private static string FindPolicies()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "policies");
-            if (File.Exists(Path.Combine(candidate, "omniplacement.csx")))
-            {
-                return candidate;
-            }
-        }
-
-        throw new InvalidOperationException($"no policies/omniplacement.csx above {AppContext.BaseDirectory}");
     }
 }
