@@ -2,10 +2,12 @@
 # Device conformance and relocation benchmarks on the GPU machine (no .NET there). From the repository root:
 #   bash tests/gpu/run-devices.sh [artifacts/gpu.tgz]        (the bundle from `dotnet pwsh ./build.ps1 publish-gpu`)
 # Stages (each logs to $OUT/<stage>.log and writes $OUT/<stage>.json; a failing stage does not stop the others):
-#   conformance-1gpu, conformance-2gpu, relocation (within a device, peer, DeepSeek-V3-sized), cross-process (two
-#   processes over NCCL), ptx (nvcc builds the busy kernels), compute (slowdown of a busy stream beside relocation).
+#   conformance-1gpu, conformance-2gpu, ipc (device memory shared by two processes), relocation (within a device,
+#   peer, DeepSeek-V3-sized), cross-process (two processes over NCCL), ptx (nvcc builds the busy kernels), compute
+#   (slowdown of a busy stream beside relocation).
 # Works with 1 GPU (two-GPU stages are skipped) or more (the first two are used). Every stage has a time limit; the
-# whole run stays under 6 minutes. Prints a summary table last; exit status 1 when a stage failed or timed out.
+# limits add up to 355 s, so the whole run stays under 6 minutes. Prints a summary table last; exit status 1 when a
+# stage failed or timed out.
 # GPUBENCH_ARGS is appended to every GpuBench call (for example "--expert-mb 8" for a quick run; "--emulated" checks
 # this script on a machine without a GPU, with CUDA_VISIBLE_DEVICES=0,1 and the emulator in artifacts/native).
 set -uo pipefail
@@ -64,26 +66,27 @@ elif [ "${#gpus[@]}" -eq 0 ]; then
     record gpus FAIL 0 "no GPU visible"
 else
     one="${gpus[0]}"
-    CUDA_VISIBLE_DEVICES="$one" run_stage conformance-1gpu 60 "$bench" conformance --json "$OUT/conformance-1gpu.json" "${extra[@]}"
+    CUDA_VISIBLE_DEVICES="$one" run_stage conformance-1gpu 50 "$bench" conformance --json "$OUT/conformance-1gpu.json" "${extra[@]}"
     if [ "${#gpus[@]}" -ge 2 ]; then
         two="${gpus[0]},${gpus[1]}"
-        CUDA_VISIBLE_DEVICES="$two" run_stage conformance-2gpu 60 "$bench" conformance --json "$OUT/conformance-2gpu.json" "${extra[@]}"
+        CUDA_VISIBLE_DEVICES="$two" run_stage conformance-2gpu 50 "$bench" conformance --json "$OUT/conformance-2gpu.json" "${extra[@]}"
     else
         two="$one"
         skip_stage conformance-2gpu "one GPU"
     fi
-    CUDA_VISIBLE_DEVICES="$two" run_stage relocation 90 "$bench" relocation --json "$OUT/relocation.json" "${extra[@]}"
+    CUDA_VISIBLE_DEVICES="$one" run_stage ipc 30 "$bench" ipc --json "$OUT/ipc.json" --timeout-s 20 "${extra[@]}"
+    CUDA_VISIBLE_DEVICES="$two" run_stage relocation 75 "$bench" relocation --json "$OUT/relocation.json" "${extra[@]}"
     if [ "${#gpus[@]}" -ge 2 ]; then
-        CUDA_VISIBLE_DEVICES="$two" run_stage cross-process 75 "$bench" cross-process --json "$OUT/cross-process.json" --timeout-s 60 "${extra[@]}"
+        CUDA_VISIBLE_DEVICES="$two" run_stage cross-process 60 "$bench" cross-process --json "$OUT/cross-process.json" --timeout-s 45 "${extra[@]}"
     else
         skip_stage cross-process "one GPU"
     fi
     kernels="$work/kernels/busy_kernels.cu"
     [ -f "$kernels" ] || kernels="tests/gpu/busy/busy_kernels.cu"
     if command -v nvcc >/dev/null && [ -f "$kernels" ]; then
-        run_stage ptx 60 nvcc -ptx -arch=compute_90 -o "$work/busy.ptx" "$kernels"
+        run_stage ptx 30 nvcc -ptx -arch=compute_90 -o "$work/busy.ptx" "$kernels"
         if [ -f "$work/busy.ptx" ]; then
-            CUDA_VISIBLE_DEVICES="$two" run_stage compute 75 "$bench" compute --ptx "$work/busy.ptx" --json "$OUT/compute.json" "${extra[@]}"
+            CUDA_VISIBLE_DEVICES="$two" run_stage compute 60 "$bench" compute --ptx "$work/busy.ptx" --json "$OUT/compute.json" "${extra[@]}"
         else
             skip_stage compute "no PTX (the ptx stage failed)"
         fi
