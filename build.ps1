@@ -77,7 +77,7 @@ switch ($Verb) {
     'test' { Test-All }
     'run' {
         Build-All
-        & (Join-Path $Root 'examples/run-demo.ps1') -Configuration $Configuration @Rest
+        & (Join-Path $Root 'examples/run-e2e.ps1') -Configuration $Configuration @Rest
         if ($LASTEXITCODE -ne 0) { throw "demo failed (exit $LASTEXITCODE)" }
     }
     'bench' {

@@ -4,16 +4,16 @@ using System.Text;
 
 namespace ExpertBridge.Interop;
 
-/// <summary>Where one vendor library may be: an override variable (a full path, tried first and alone), then file
-/// names in directories (fixed install paths and directories named by environment variables), then the bare names
-/// through the system loader (LD_LIBRARY_PATH, the ld cache).</summary>
+/// <summary>Where one vendor library may be: an override variable (a full path, tried first and alone), then the
+/// file names under install roots named by environment variables, then the bare names through the system loader
+/// (LD_LIBRARY_PATH, the ld cache), then the usual install directories.</summary>
 /// <param name="DisplayName">Named in messages, e.g. <c>CUDA driver (libcuda.so.1)</c>.</param>
 /// <param name="OverrideVariable">Environment variable holding the full path of a library to load instead, e.g. the
 /// host-memory emulator; when set, nothing else is tried.</param>
 /// <param name="FileNames">Real sonames first (<c>libcuda.so.1</c>), then development names.</param>
-/// <param name="Directories">Directories to try each file name in, before the system loader.</param>
+/// <param name="Directories">Directories to try each file name in, after the system loader.</param>
 /// <param name="DirectoryVariables">Environment variables naming an install root, with the sub-folder to look in
-/// (<c>("ASCEND_HOME_PATH", "lib64")</c>); tried before <paramref name="Directories"/>.</param>
+/// (<c>("ASCEND_HOME_PATH", "lib64")</c>); tried first.</param>
 public sealed record NativeLibrarySpec(
     string DisplayName,
     string OverrideVariable,
@@ -59,15 +59,28 @@ public sealed class NativeLibraryProbe
             var h = TryLoad(overridePath, $"{spec.OverrideVariable}={overridePath}", trace);
             return new NativeLibraryProbe(spec, h, h != 0 ? overridePath : null, trace.ToString());
         }
-        var directories = new List<string>();
+        var roots = new List<string>();
         foreach (var (variable, sub) in spec.DirectoryVariables)
         {
             var root = environment(variable);
             if (string.IsNullOrWhiteSpace(root)) trace.Append("\n  $").Append(variable).Append(": not set");
-            else directories.Add(Path.Combine(root, sub));
+            else roots.Add(Path.Combine(root, sub));
         }
-        directories.AddRange(spec.Directories);
-        foreach (var dir in directories.Distinct(StringComparer.Ordinal))
+        // Install roots named by the environment, then the system loader (LD_LIBRARY_PATH, the ld cache), then the
+        // usual install directories.
+        if (TryDirectories(spec, roots, trace) is { } fromRoot) return fromRoot;
+        foreach (var name in spec.FileNames)
+        {
+            var h = TryLoad(name, name + " (system loader)", trace);
+            if (h != 0) return new NativeLibraryProbe(spec, h, name, trace.ToString());
+        }
+        if (TryDirectories(spec, spec.Directories, trace) is { } fromDirectory) return fromDirectory;
+        return new NativeLibraryProbe(spec, 0, null, trace.ToString());
+    }
+
+    private static NativeLibraryProbe? TryDirectories(NativeLibrarySpec spec, IEnumerable<string> directories, StringBuilder trace)
+    {
+        foreach (var dir in directories)
         {
             foreach (var name in spec.FileNames)
             {
@@ -81,12 +94,7 @@ public sealed class NativeLibraryProbe
                 if (h != 0) return new NativeLibraryProbe(spec, h, path, trace.ToString());
             }
         }
-        foreach (var name in spec.FileNames)
-        {
-            var h = TryLoad(name, name + " (system loader)", trace);
-            if (h != 0) return new NativeLibraryProbe(spec, h, name, trace.ToString());
-        }
-        return new NativeLibraryProbe(spec, 0, null, trace.ToString());
+        return null;
     }
 
     private static nint TryLoad(string pathOrName, string label, StringBuilder trace)
@@ -99,7 +107,9 @@ public sealed class NativeLibraryProbe
         }
         catch (DllNotFoundException e)
         {
-            trace.Append("\n  ").Append(label).Append(": ").Append(e.Message);
+            // The runtime's message ends with the loader's own line (dlerror); the rest is generic advice.
+            var lines = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            trace.Append("\n  ").Append(label).Append(": ").Append(lines.Length > 0 ? lines[^1] : e.Message);
         }
         catch (BadImageFormatException e)
         {

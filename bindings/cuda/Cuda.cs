@@ -26,6 +26,16 @@ public static partial class Cuda
 
     /// <summary>Which library was loaded, or why none was, with every path tried.</summary>
     public static NativeLibraryProbe LibraryProbe => s_library;
+
+    private static partial nint ResolveExport(string symbol, string fallback)
+    {
+        if (!s_library.IsLoaded) throw new DllNotFoundException(s_library.FailureMessage);
+        var address = s_library.GetExport(symbol);
+        if (address == 0) address = s_library.GetExport(fallback);
+        return address != 0
+            ? address
+            : throw new EntryPointNotFoundException($"{Spec.DisplayName} at {s_library.LoadedPath}: exports neither {symbol} nor {fallback}");
+    }
 }
 
 /// <summary>The special stream handles of cuda.h (casts of integers, so not in the manifest).</summary>

@@ -9,7 +9,6 @@
 #define EXPERTBRIDGE_CUDA_API_H
 
 #include <stddef.h>
-#include <stdint.h>
 
 #ifndef CUDAAPI
 #define CUDAAPI
@@ -19,7 +18,6 @@
 extern "C" {
 #endif
 
-typedef uint64_t cuuint64_t;
 typedef int CUdevice;
 typedef unsigned long long CUdeviceptr;
 typedef struct CUctx_st *CUcontext;

@@ -67,3 +67,6 @@ public static class BindingGenerator
         return files;
     }
 }
+
+/// <summary>One output file: a path relative to the repository root and its text.</summary>
+public sealed record GeneratedFile(string RelativePath, string Contents);

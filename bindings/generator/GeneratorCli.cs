@@ -1,5 +1,4 @@
 using System.Text;
-using ExpertBridge.Bindings.Generator.Emit;
 
 namespace ExpertBridge.Bindings.Generator;
 

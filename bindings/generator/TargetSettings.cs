@@ -29,6 +29,11 @@ public sealed class TargetSettings
     /// <summary>API name to exported symbol, where the vendor header renames it (CUDA's <c>_v2</c>).</summary>
     public Dictionary<string, string> EntryPoints { get; set; } = [];
 
+    /// <summary>API name to the symbol to call where the library does not export the entry point (an older driver
+    /// without <c>cuEventElapsedTime_v2</c>): such a function is resolved once at its first call, through a
+    /// function pointer, instead of a <c>DllImport</c>.</summary>
+    public Dictionary<string, string> EntryPointFallbacks { get; set; } = [];
+
     /// <summary>The status type every call returns; see <see cref="ResultSettings"/>.</summary>
     public ResultSettings? Result { get; set; }
 

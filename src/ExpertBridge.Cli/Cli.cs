@@ -5,19 +5,32 @@ using ExpertBridge.Cli.Output;
 using ExpertBridge.Cli.Policies;
 using ExpertBridge.Cli.Verbs;
 using ExpertBridge.Core;
+using ExpertBridge.Scripting;
 
 namespace ExpertBridge.Cli;
 
-/// <summary>What the CLI runs with; tests and the scripting layer swap pieces (the policy resolver, progress).</summary>
+/// <summary>What the CLI runs with; tests swap pieces (the policy resolver, the script cache, progress).</summary>
 internal sealed record CliServices
 {
-    /// <summary>Resolves <c>--policy</c> values.</summary>
-    public IPolicyResolver Policies { get; init; } = new BuiltInPolicyResolver();
+    /// <summary>The environment variable naming the policy directory (default <c>policies</c>, relative to the working directory).</summary>
+    public const string PolicyDirectoryVariable = "EXPERTBRIDGE_POLICY_DIR";
+
+    /// <summary>Resolves <c>--policy</c> values; null: built-ins and scripts, through <see cref="Scripting"/>.</summary>
+    public IPolicyResolver? Policies { get; init; }
+
+    /// <summary>
+    /// How scripts are compiled (and cached), called and found: bare names are looked up as <c>NAME.csx</c> in
+    /// <c>$EXPERTBRIDGE_POLICY_DIR</c>, else <c>policies</c>.
+    /// </summary>
+    public ScriptingOptions Scripting { get; init; } = new() { PolicyDirectory = DefaultPolicyDirectory() };
 
     /// <summary>Progress display; null chooses: a bar when stderr is the console and a terminal, else lines.</summary>
     public ProgressMode? Progress { get; init; }
 
     public CancellationToken Cancellation { get; init; }
+
+    private static string DefaultPolicyDirectory() =>
+        Environment.GetEnvironmentVariable(PolicyDirectoryVariable) is { Length: > 0 } dir ? dir : "policies";
 }
 
 /// <summary>
@@ -48,7 +61,13 @@ internal static class Cli
         new EvaluateVerb(),
         new ReplayVerb("replay"),
         new ReplayVerb("compare"),
+        new ReportVerb(),
         new TraceGenerateVerb(),
+        new SimulateVerb(),
+        new ServeVerb(),
+        new PolicyCheckVerb(),
+        new PolicyListVerb(),
+        new ConformanceVerb(),
     ];
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, stdout, stderr, new CliServices());
@@ -125,7 +144,8 @@ internal static class Cli
         var parsed = ArgumentParser.Parse(verb.Name, [.. verb.Options, .. CommonOptions], rest);
         var progress = parsed.Has(s_quiet) ? ProgressMode.None
             : services.Progress ?? (ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected ? ProgressMode.Bar : ProgressMode.Lines);
-        var context = new CliContext(stdout, stderr, services.Policies, progress, services.Cancellation);
+        var policies = services.Policies ?? new ScriptPolicyResolver(services.Scripting);
+        var context = new CliContext(stdout, stderr, policies, services.Scripting, progress, services.Cancellation);
         return verb.Execute(parsed, context);
     }
 
@@ -153,7 +173,8 @@ internal static class Cli
 
     private static void WriteUsage(TextWriter output)
     {
-        output.WriteLine("expertbridge: place and evaluate Mixture-of-Experts expert placements, replay traces against policies.");
+        output.WriteLine("expertbridge: place and evaluate Mixture-of-Experts expert placements, replay traces against policies,");
+        output.WriteLine("check policy scripts, write reports, and check accelerator backends.");
         output.WriteLine();
         output.WriteLine("usage: expertbridge <verb> [options]        help for one verb: expertbridge <verb> --help");
         output.WriteLine();
@@ -175,7 +196,7 @@ internal static class Cli
         var usage = new StringBuilder($"usage: expertbridge {verb.Name}");
         foreach (var o in verb.Options.Where(o => o.Required))
         {
-            usage.Append($" {o.Name} {o.ValueName}");
+            usage.Append(o.Positional ? $" {o.ValueName}{(o.Repeatable ? "..." : "")}" : $" {o.Name} {o.ValueName}");
         }
 
         usage.Append(" [options]");

@@ -1,16 +1,18 @@
 using ExpertBridge.Cli.Output;
 using ExpertBridge.Cli.Policies;
+using ExpertBridge.Scripting;
 
 namespace ExpertBridge.Cli;
 
-/// <summary>What a verb may use: the output writers, the policy resolver, progress and cancellation.</summary>
+/// <summary>What a verb may use: the output writers, the policy resolver and script settings, progress and cancellation.</summary>
 internal sealed class CliContext
 {
-    public CliContext(TextWriter stdout, TextWriter stderr, IPolicyResolver policies, ProgressMode progress, CancellationToken cancellation)
+    public CliContext(TextWriter stdout, TextWriter stderr, IPolicyResolver policies, ScriptingOptions scripting, ProgressMode progress, CancellationToken cancellation)
     {
         Stdout = stdout;
         Stderr = stderr;
         Policies = policies;
+        Scripting = scripting;
         Progress = progress;
         Cancellation = cancellation;
     }
@@ -22,6 +24,9 @@ internal sealed class CliContext
     public TextWriter Stderr { get; }
 
     public IPolicyResolver Policies { get; }
+
+    /// <summary>Script compile, cache and call settings, and the policy directory (for <c>policy check</c> and <c>policy list</c>).</summary>
+    public ScriptingOptions Scripting { get; }
 
     public ProgressMode Progress { get; }
 

@@ -20,8 +20,10 @@ public class EplbBenchmarks
     private Placement _next = null!;
 
     /// <summary>devices x slots, nodes, groups (hierarchical when groups % nodes == 0).</summary>
-    [Params("32x9 n4 g8", "64x5 n8 g8", "64x5 n1 g1")]
+    [ParamsSource(nameof(Deployments))]
     public string Deployment { get; set; } = "";
+
+    public static IEnumerable<string> Deployments => ["32x9 n4 g8", "64x5 n8 g8", "64x5 n1 g1"];
 
     private int Groups => int.Parse(Deployment.Split(" g")[1], System.Globalization.CultureInfo.InvariantCulture);
 
@@ -34,7 +36,8 @@ public class EplbBenchmarks
         _topology = Topology.Create(int.Parse(shape[0], inv), int.Parse(shape[1], inv), int.Parse(parts[1][1..], inv));
         // Summed window of ~1000 decode steps: the hottest expert sees ~250k tokens.
         _load = Loads.SkewedPerLayer(seed: 42, Layers, Experts, tokens: 250_000);
-        _previous = Eplb.Rebalance(Loads.SkewedPerLayer(seed: 41, Layers, Experts, tokens: 250_000), _topology, Groups).Placement;
+        // The placement in force was fitted to the previous window: the same workload, each count drifted by up to 30%.
+        _previous = Eplb.Rebalance(Loads.Drifted(_load, seed: 7, drift: 0.3), _topology, Groups).Placement;
         _next = Eplb.Rebalance(_load, _topology, Groups).Placement;
     }
 

@@ -32,4 +32,20 @@ internal static class Loads
 
         return new LoadMatrix(layers, experts, values, "benchmark load");
     }
+
+    /// <summary>
+    /// <paramref name="load"/> with every count scaled by an independent factor in [1 - drift, 1 + drift]: the previous
+    /// window of a slowly drifting workload.
+    /// </summary>
+    public static LoadMatrix Drifted(LoadMatrix load, int seed, double drift)
+    {
+        var rng = new Random(seed);
+        var values = load.Values.ToArray();
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = Math.Round(values[i] * (1 + (drift * ((2 * rng.NextDouble()) - 1))));
+        }
+
+        return new LoadMatrix(load.Layers, load.Experts, values, "benchmark load");
+    }
 }

@@ -1,3 +1,4 @@
+using ExpertBridge.Core.Formats;
 using ExpertBridge.Cli.Output;
 using ExpertBridge.Cli.Policies;
 using ExpertBridge.Core;
@@ -59,7 +60,8 @@ public sealed class BadInputTests : IDisposable
 
         var r = _cli.Run("evaluate", "--placement", sglang, "--load", load, "--devices", "2", "--slots-per-device", "4");
 
-        AssertUserError(r, sglang, "devices x slots-per-device");
+        AssertUserError(r, sglang, PlacementFiles.RuleLayerSlots);
+        Assert.Contains("7 slots", r.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -221,7 +223,7 @@ public sealed class BadInputTests : IDisposable
 
     private sealed class FixedResolver(IPlacementPolicy policy) : IPolicyResolver
     {
-        public IPlacementPolicy Resolve(string spec) => policy;
+        public IPlacementPolicy Resolve(string spec, PolicyOptions options) => policy;
     }
 
     private sealed class OutOfRangePolicy : IPlacementPolicy
@@ -241,5 +243,27 @@ public sealed class BadInputTests : IDisposable
         public string Name => "crash";
 
         public PolicyDecision Decide(PolicyContext context) => throw new InvalidOperationException("boom");
+    }
+
+    [Fact]
+    public void Serve_HostBackend_NamesTheBackendKey()
+    {
+        var config = _cli.WriteFile("bridge.json", "{ \"model\": { \"layers\": 1, \"experts\": 4 }, \"topology\": { \"devices\": 2, \"slotsPerDevice\": 2 }, \"backend\": \"host\" }");
+
+        var result = _cli.Run("serve", "--config", config);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("bridge.json: backend", result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Serve_UnknownConfigKey_NamesTheKey()
+    {
+        var config = _cli.WriteFile("bridge.json", "{ \"model\": { \"layers\": 1, \"experts\": 4 }, \"topology\": { \"devices\": 2, \"slotsPerDevice\": 2 }, \"cadence\": 3 }");
+
+        var result = _cli.Run("serve", "--config", config);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("bridge.json: cadence", result.Stderr, StringComparison.Ordinal);
     }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using ExpertBridge.Cli.Output;
+using ExpertBridge.Scripting;
 using Newtonsoft.Json.Linq;
 
 namespace ExpertBridge.Cli.Tests;
@@ -18,6 +19,12 @@ internal sealed class CliHarness : IDisposable
     public CliHarness()
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("eb-cli-tests-").FullName;
+        Services = new()
+        {
+            Progress = ProgressMode.None,
+            Cancellation = TestContext.Current.CancellationToken,
+            Scripting = new ScriptingOptions { CacheDirectory = PathOf("script-cache"), PolicyDirectory = PathOf("policies") },
+        };
     }
 
     public string Directory { get; }
@@ -31,8 +38,20 @@ internal sealed class CliHarness : IDisposable
         return path;
     }
 
-    /// <summary>No progress output; the test's cancellation.</summary>
-    public CliServices Services { get; } = new() { Progress = ProgressMode.None, Cancellation = TestContext.Current.CancellationToken };
+    /// <summary>No progress output; the test's cancellation; scripts cached in, and bare names found in, the temp directory.</summary>
+    public CliServices Services { get; }
+
+    /// <summary>The policy directory bare <c>--policy</c> names are looked up in (created by <see cref="WriteScript"/>).</summary>
+    public string PolicyDirectory => PathOf("policies");
+
+    /// <summary>Writes a policy script into <see cref="PolicyDirectory"/>; returns its full path.</summary>
+    public string WriteScript(string name, string text)
+    {
+        System.IO.Directory.CreateDirectory(PolicyDirectory);
+        var path = Path.Combine(PolicyDirectory, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
 
     public CliResult Run(params string[] args) => Run(Services, args);
 

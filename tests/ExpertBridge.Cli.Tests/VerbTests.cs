@@ -194,7 +194,7 @@ public sealed class VerbTests : IDisposable
     {
         var top = _cli.Run("--help");
         Assert.Equal(0, top.ExitCode);
-        foreach (var verb in new[] { "place", "evaluate", "replay", "compare", "trace generate" })
+        foreach (var verb in new[] { "place", "evaluate", "replay", "compare", "report", "trace generate", "policy check", "policy list", "conformance" })
         {
             Assert.Contains("  " + verb + " ", top.Stdout, StringComparison.Ordinal);
             var help = _cli.Run([.. verb.Split(' '), "--help"]);

@@ -1,4 +1,5 @@
 using ExpertBridge.Core.Policies;
+using ExpertBridge.Core.Replay;
 
 namespace ExpertBridge.Core.Tests;
 
@@ -41,6 +42,22 @@ public class EplbPolicyTests
         Assert.True(decision.AllowsColocatedReplicas);
         Assert.Equal(new[] { 5, 6, 5, 7, 8, 4, 3, 4, 10, 9, 10, 2, 0, 1, 11, 1 }, decision.Placement!.Layer(0).ToArray());
         Assert.Contains("hierarchical", decision.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EnsureValid_EplbDecisionWithColocatedReplicas_PassesWithoutCallerAllowing()
+    {
+        // README loads under the global policy put both replicas of expert 8 (layer 1) on device 6.
+        var topology = Topology.Create(devices: 8, slotsPerDevice: 2, nodes: 8);
+        var history = History(EplbTestData.Readme());
+        var context = new PolicyContext(topology, history, TrivialPolicy.Build(topology, 2, 12), expertGroups: 4);
+        var policy = new EplbPolicy();
+        var decision = policy.Decide(context);
+        Assert.NotEmpty(PlacementValidator.Validate(decision.Placement!));
+
+        var ex = Record.Exception(() => PolicyInvocation.EnsureValid(policy, context, decision, allowColocatedReplicas: false));
+
+        Assert.Null(ex);
     }
 
     [Fact]

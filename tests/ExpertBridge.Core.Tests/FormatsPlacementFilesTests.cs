@@ -85,12 +85,14 @@ public class FormatsPlacementFilesTests
         { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"nodes":1,"phy2log":[[0,1]]}""", "an integer >= 1", "\"slotsPerDevice\"" },
         { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,2]]}""", PlacementFiles.RuleIds, "layer 0 slot 1" },
         { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,1.5]]}""", PlacementFiles.RuleIds, "layer 0 slot 1" },
-        { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,1,1]]}""", PlacementValidator.RuleShape, "3 slots" },
+        { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,1,1]]}""", PlacementFiles.RuleLayerSlots, "3 slots" },
         { """{"format":"expertbridge.placement/1","layers":2,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,1]]}""", PlacementValidator.RuleShape, "1 rows" },
         { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":3,"slotsPerDevice":1,"nodes":2,"phy2log":[[0,1,1]]}""", "multiple of nodes", "3 devices" },
         { """{"format":"expertbridge.placement/1","layers":1,""", "valid JSON", "line 1" },
         { """{"logical_count": [[1, 2]]}""", PlacementFiles.RuleFormat, "load file" },
         { """[1, 2]""", PlacementFiles.RuleFormat, "not recognised" },
+        { """{"format":"expertbridge.placement/1","layers":1,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,99999999999999999999999]]}""", PlacementFiles.RuleIds, "layer 0 slot 1" },
+        { """{"format":"expertbridge.placement/1","layers":1e3,"logicalExperts":2,"devices":2,"slotsPerDevice":1,"nodes":1,"phy2log":[[0,1]]}""", "an integer >= 1", "\"layers\"" },
     };
 
     [Theory]
@@ -113,6 +115,15 @@ public class FormatsPlacementFilesTests
     }
 
     [Fact]
+    public void Read_ExplicitFormatDisagreeingWithContent_SaysWhich()
+    {
+        var bytes = Encoding.UTF8.GetBytes(Text(Sample(), PlacementFormat.Native));
+        var ex = Assert.Throws<InputException>(() => PlacementFiles.Read(new MemoryStream(bytes), "p.json", PlacementFormat.Sglang, s_topology));
+        Assert.Equal(PlacementFiles.RuleFormat, ex.Rule);
+        Assert.Contains("expected a Sglang placement, the file is Native", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Sglang_WithoutTopology_SaysTopologyIsNeeded()
     {
         var ex = ReadFails(Text(Sample(), PlacementFormat.Sglang));
@@ -124,7 +135,7 @@ public class FormatsPlacementFilesTests
     public void Sglang_RowLengthMismatch_NamesLayerAndTopology()
     {
         var ex = ReadFails("""{"physical_to_logical_map": [[0, 1, 2]]}""", topology: Topology.Create(2, 2));
-        Assert.Equal(PlacementValidator.RuleShape, ex.Rule);
+        Assert.Equal(PlacementFiles.RuleLayerSlots, ex.Rule);
         Assert.Contains("layer 0 has 3 slots, the topology has 4", ex.Message, StringComparison.Ordinal);
     }
 

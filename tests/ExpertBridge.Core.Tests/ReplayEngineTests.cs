@@ -167,6 +167,10 @@ public class ReplayEngineTests
 
         var allowed = Replay(trace, policy, new ReplayOptions { Window = 4, Interval = 4, AllowColocatedReplicas = true });
         Assert.Equal(1, allowed.Rebalances);
+
+        // A decision that declares its co-located replicas (as EPLB's do) passes without the option.
+        var declaring = new DelegatePolicy("declares", ctx => PolicyDecision.Apply(policy.Decide(ctx).Placement!, "colocated", allowsColocatedReplicas: true));
+        Assert.Equal(1, Replay(trace, declaring, new ReplayOptions { Window = 4, Interval = 4 }).Rebalances);
     }
 
     [Fact]

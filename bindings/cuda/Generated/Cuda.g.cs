@@ -321,9 +321,15 @@ public static unsafe partial class Cuda
     [DllImport(LibraryName, EntryPoint = "cuEventDestroy_v2", ExactSpelling = true)]
     public static extern CUresult EventDestroy(CUevent hEvent);
 
-    /// <summary><c>CUresult cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUevent hEnd)</c>, bound to <c>cuEventElapsedTime_v2</c>.</summary>
-    [DllImport(LibraryName, EntryPoint = "cuEventElapsedTime_v2", ExactSpelling = true)]
-    public static extern CUresult EventElapsedTime(float* pMilliseconds, CUevent hStart, CUevent hEnd);
+    private static nint _slotEventElapsedTime;
+
+    /// <summary><c>CUresult cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUevent hEnd)</c>, bound to <c>cuEventElapsedTime_v2</c>, or to <c>cuEventElapsedTime</c> where the library does not export it.</summary>
+    public static CUresult EventElapsedTime(float* pMilliseconds, CUevent hStart, CUevent hEnd)
+    {
+        var fn = _slotEventElapsedTime;
+        if (fn == 0) _slotEventElapsedTime = fn = ResolveExport("cuEventElapsedTime_v2", "cuEventElapsedTime");
+        return ((delegate* unmanaged<float*, CUevent, CUevent, CUresult>)fn)(pMilliseconds, hStart, hEnd);
+    }
 
     /// <summary><c>CUresult cuModuleLoadData(CUmodule *module, const void *image)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuModuleLoadData", ExactSpelling = true)]
@@ -340,6 +346,10 @@ public static unsafe partial class Cuda
     /// <summary><c>CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra)</c>.</summary>
     [DllImport(LibraryName, EntryPoint = "cuLaunchKernel", ExactSpelling = true)]
     public static extern CUresult LaunchKernel(CUfunction f, uint gridDimX, uint gridDimY, uint gridDimZ, uint blockDimX, uint blockDimY, uint blockDimZ, uint sharedMemBytes, CUstream hStream, void** kernelParams, void** extra);
+
+    /// <summary>The address of <paramref name="symbol"/>, or of <paramref name="fallback"/> where the library lacks it;
+    /// throws when it has neither. Implemented by the hand-written half, which owns the loaded library.</summary>
+    private static partial nint ResolveExport(string symbol, string fallback);
 
     /// <summary>The C name of a <see cref="CUresult"/> code (<c>CUDA_SUCCESS</c>), or null for a code the manifest does not list.</summary>
     public static string? GetResultName(CUresult status) => status switch

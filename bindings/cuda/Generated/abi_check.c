@@ -368,7 +368,6 @@ EB_ASSERT(EB_SAME_TYPE(CUstream, struct CUstream_st *), "CUstream is struct CUst
 EB_ASSERT(EB_SAME_TYPE(CUevent, struct CUevent_st *), "CUevent is struct CUevent_st *");
 EB_ASSERT(EB_SAME_TYPE(CUmodule, struct CUmod_st *), "CUmodule is struct CUmod_st *");
 EB_ASSERT(EB_SAME_TYPE(CUfunction, struct CUfunc_st *), "CUfunction is struct CUfunc_st *");
-EB_ASSERT(EB_SAME_TYPE(cuuint64_t, uint64_t), "cuuint64_t is uint64_t");
 EB_ASSERT(EB_SAME_TYPE(CUdevice, int), "CUdevice is int");
 EB_ASSERT(EB_SAME_TYPE(CUdeviceptr, unsigned long long), "CUdeviceptr is unsigned long long");
 EB_ASSERT(EB_SAME_TYPE(CUexecAffinityParam, struct CUexecAffinityParam_st), "CUexecAffinityParam is struct CUexecAffinityParam_st");

@@ -50,10 +50,23 @@ internal sealed class CSharpEmitter(ApiModel model, TargetSettings settings, str
             w.Line();
             var cParams = string.Join(", ", f.Parameters.Select(p => p.CSpelling.EndsWith('*') ? p.CSpelling + p.CName : $"{p.CSpelling} {p.CName}"));
             var bound = f.EntryPoint == f.CName ? "" : $", bound to <c>{Xml(f.EntryPoint)}</c>";
+            var ret = _types.Map(f.ReturnType, f.CName);
+            var ps = string.Join(", ", f.Parameters.Select(p => $"{_types.Map(p.Type, f.CName)} {p.CsName}"));
+            if (f.FallbackEntryPoint is { } fallback)
+            {
+                EmitWithFallback(w, f, fallback, ret, $"<c>{Xml($"{f.ReturnSpelling} {f.CName}({cParams})")}</c>{bound}");
+                continue;
+            }
             w.Line($"/// <summary><c>{Xml($"{f.ReturnSpelling} {f.CName}({cParams})")}</c>{bound}.</summary>");
             w.Line($"[DllImport(LibraryName, EntryPoint = \"{f.EntryPoint}\", ExactSpelling = true)]");
-            var ps = string.Join(", ", f.Parameters.Select(p => $"{_types.Map(p.Type, f.CName)} {p.CsName}"));
-            w.Line($"public static extern {_types.Map(f.ReturnType, f.CName)} {f.CsName}({ps});");
+            w.Line($"public static extern {ret} {f.CsName}({ps});");
+        }
+        if (model.Functions.Any(f => f.FallbackEntryPoint is not null))
+        {
+            w.Line();
+            w.Line("/// <summary>The address of <paramref name=\"symbol\"/>, or of <paramref name=\"fallback\"/> where the library lacks it;");
+            w.Line("/// throws when it has neither. Implemented by the hand-written half, which owns the loaded library.</summary>");
+            w.Line("private static partial nint ResolveExport(string symbol, string fallback);");
         }
         foreach (var e in model.Enums.Where(e => e.IsResult))
         {
@@ -70,6 +83,23 @@ internal sealed class CSharpEmitter(ApiModel model, TargetSettings settings, str
         }
         w.Close();
         return w.ToString();
+    }
+
+    /// <summary>A function called through a pointer resolved at its first call: the entry point, else the fallback.</summary>
+    private void EmitWithFallback(CodeWriter w, FunctionDecl f, string fallback, string ret, string summary)
+    {
+        var slot = "_slot" + f.CsName;
+        var types = string.Join(", ", f.Parameters.Select(p => _types.Map(p.Type, f.CName)).Append(ret));
+        var ps = string.Join(", ", f.Parameters.Select(p => $"{_types.Map(p.Type, f.CName)} {p.CsName}"));
+        var args = string.Join(", ", f.Parameters.Select(p => p.CsName));
+        w.Line($"private static nint {slot};");
+        w.Line();
+        w.Line($"/// <summary>{summary}, or to <c>{Xml(fallback)}</c> where the library does not export it.</summary>");
+        w.Open($"public static {ret} {f.CsName}({ps})");
+        w.Line($"var fn = {slot};");
+        w.Line($"if (fn == 0) {slot} = fn = ResolveExport(\"{f.EntryPoint}\", \"{fallback}\");");
+        w.Line($"{(ret == "void" ? "" : "return ")}((delegate* unmanaged<{types}>)fn)({args});");
+        w.Close();
     }
 
     public string Types()

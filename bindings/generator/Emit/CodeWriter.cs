@@ -31,6 +31,3 @@ internal sealed class CodeWriter
 
     public override string ToString() => _sb.ToString();
 }
-
-/// <summary>One output file: a path relative to the repository root and its text.</summary>
-public sealed record GeneratedFile(string RelativePath, string Contents);

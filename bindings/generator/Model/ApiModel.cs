@@ -49,6 +49,8 @@ internal sealed class FunctionDecl(string cName, string location, TypeRef return
     public IReadOnlyList<ParamDecl> Parameters { get; } = parameters;
     /// <summary>The exported symbol bound (a versioned one such as <c>cuMemAlloc_v2</c> where the API renames).</summary>
     public string EntryPoint { get; set; } = cName;
+    /// <summary>The symbol to call where <see cref="EntryPoint"/> is not exported, or null.</summary>
+    public string? FallbackEntryPoint { get; set; }
 }
 
 internal sealed class EnumMember(string cName, long value)

@@ -106,6 +106,14 @@ internal sealed class EntryPointPass : IModelPass
                 throw new GeneratorException($"{subject}: entryPoints.{api}: empty symbol (rule: settings schema)");
             f.EntryPoint = symbol;
         }
+        foreach (var (api, symbol) in settings.EntryPointFallbacks)
+        {
+            var f = model.Functions.FirstOrDefault(x => x.CName == api)
+                ?? throw new GeneratorException($"{subject}: entryPointFallbacks.{api}: no such function in the manifest (rule: settings name manifest declarations)");
+            if (string.IsNullOrWhiteSpace(symbol) || symbol == f.EntryPoint)
+                throw new GeneratorException($"{subject}: entryPointFallbacks.{api}: '{symbol}' must be another symbol than the entry point '{f.EntryPoint}' (rule: settings schema)");
+            f.FallbackEntryPoint = symbol;
+        }
     }
 }
 
@@ -171,6 +179,8 @@ internal sealed class NamingPass : IModelPass
         }
         foreach (var name in settings.FlagEnums.Where(n => model.Enums.All(e => e.CName != n)))
             throw new GeneratorException($"{subject}: flagEnums names '{name}', which is no enum of the manifest (rule: settings name manifest declarations)");
+        foreach (var name in settings.TypeRemaps.Keys.Where(n => !model.Names.ContainsKey(n)))
+            throw new GeneratorException($"{subject}: typeRemaps names '{name}', which the manifest does not declare (rule: settings name manifest declarations)");
         foreach (var name in settings.Renames.Keys.Where(n => !IsDeclared(model, n)))
             throw new GeneratorException($"{subject}: renames names '{name}', which the manifest does not declare (rule: settings name manifest declarations)");
     }

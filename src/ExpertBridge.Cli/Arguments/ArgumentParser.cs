@@ -45,7 +45,8 @@ internal sealed class ParsedArguments
 }
 
 /// <summary>
-/// Parses <c>--name value</c>, <c>--name=value</c> and flags against a verb's declared options. Unknown options,
+/// Parses <c>--name value</c>, <c>--name=value</c>, flags and bare values of the verb's positional option (if any)
+/// against a verb's declared options. Unknown options,
 /// missing values, repeated single options, stray arguments and missing required options are
 /// <see cref="InputException"/>s naming the option.
 /// </summary>
@@ -54,13 +55,20 @@ internal static class ArgumentParser
     public static ParsedArguments Parse(string verb, IReadOnlyList<CliOption> options, IReadOnlyList<string> args)
     {
         var byName = options.ToDictionary(o => o.Name, StringComparer.Ordinal);
+        var positional = options.SingleOrDefault(o => o.Positional);
         var values = new Dictionary<string, List<object>>(StringComparer.Ordinal);
         for (var i = 0; i < args.Count; i++)
         {
             var token = args[i];
             if (!token.StartsWith("--", StringComparison.Ordinal) || token.Length == 2)
             {
-                throw new InputException(token, Listed(verb), "unexpected argument");
+                if (positional is null || token == "--")
+                {
+                    throw new InputException(token, Listed(verb), "unexpected argument");
+                }
+
+                Add(values, positional, token);
+                continue;
             }
 
             var eq = token.IndexOf('=', StringComparison.Ordinal);
@@ -94,20 +102,7 @@ internal static class ArgumentParser
                 throw new InputException(name, $"{name} takes a value {option.ValueName}", "missing value");
             }
 
-            if (values.TryGetValue(name, out var list))
-            {
-                if (!option.Repeatable)
-                {
-                    throw new InputException(name, "given at most once", "given more than once");
-                }
-            }
-            else
-            {
-                list = [];
-                values[name] = list;
-            }
-
-            list.Add(option.Convert(raw));
+            Add(values, option, raw);
         }
 
         foreach (var option in options)
@@ -119,6 +114,24 @@ internal static class ArgumentParser
         }
 
         return new ParsedArguments(values);
+    }
+
+    private static void Add(Dictionary<string, List<object>> values, CliOption option, string raw)
+    {
+        if (values.TryGetValue(option.Name, out var list))
+        {
+            if (!option.Repeatable)
+            {
+                throw new InputException(option.Name, "given at most once", "given more than once");
+            }
+        }
+        else
+        {
+            list = [];
+            values[option.Name] = list;
+        }
+
+        list.Add(option.Convert(raw));
     }
 
     private static string Listed(string verb) => $"options listed by 'expertbridge {verb} --help'";

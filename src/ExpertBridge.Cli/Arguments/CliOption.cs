@@ -34,6 +34,12 @@ internal abstract class CliOption
     /// <summary>The default shown in help, or null.</summary>
     public string? DefaultText { get; init; }
 
+    /// <summary>
+    /// Also takes bare arguments: <c>policy check a.csx b.csx</c> as well as <c>--script a.csx</c>. At most one option
+    /// of a verb is positional.
+    /// </summary>
+    public bool Positional { get; init; }
+
     public bool IsFlag => ValueName is null;
 
     /// <summary>Converts and checks <paramref name="raw"/>; throws <see cref="InputException"/> naming this option.</summary>
@@ -55,16 +61,19 @@ internal sealed class CliOption<T> : CliOption
     internal override object Convert(string raw) => _convert(Name, raw);
 
     /// <summary>The same option, required (for verbs that cannot run without it).</summary>
-    public CliOption<T> AsRequired() => Copy(required: true, Repeatable, DefaultText);
+    public CliOption<T> AsRequired() => Copy(required: true, Repeatable, DefaultText, Positional);
 
     /// <summary>The same option, allowed more than once.</summary>
-    public CliOption<T> AsRepeatable() => Copy(Required, repeatable: true, DefaultText);
+    public CliOption<T> AsRepeatable() => Copy(Required, repeatable: true, DefaultText, Positional);
 
     /// <summary>The same option with a default shown in help.</summary>
-    public CliOption<T> WithDefault(string text) => Copy(Required, Repeatable, text);
+    public CliOption<T> WithDefault(string text) => Copy(Required, Repeatable, text, Positional);
 
-    private CliOption<T> Copy(bool required, bool repeatable, string? defaultText) =>
-        new(Name, ValueName, Help, _convert) { Required = required, Repeatable = repeatable, DefaultText = defaultText };
+    /// <summary>The same option, also taking bare arguments.</summary>
+    public CliOption<T> AsPositional() => Copy(Required, Repeatable, DefaultText, positional: true);
+
+    private CliOption<T> Copy(bool required, bool repeatable, string? defaultText, bool positional) =>
+        new(Name, ValueName, Help, _convert) { Required = required, Repeatable = repeatable, DefaultText = defaultText, Positional = positional };
 }
 
 /// <summary>Factories for the option kinds the verbs use; every conversion error names the option and the rule.</summary>

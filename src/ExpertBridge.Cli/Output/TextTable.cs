@@ -2,7 +2,7 @@ using System.Text;
 
 namespace ExpertBridge.Cli.Output;
 
-/// <summary>A plain-text table: left-aligned first column, right-aligned numbers, two spaces between columns.</summary>
+/// <summary>A plain-text table: left-aligned text columns (the first, by default), right-aligned numbers, two spaces between columns.</summary>
 internal sealed class TextTable
 {
     private readonly string[] _headers;
@@ -12,6 +12,9 @@ internal sealed class TextTable
     {
         _headers = headers;
     }
+
+    /// <summary>How many leading columns hold text and are left-aligned (default 1).</summary>
+    public int TextColumns { get; init; } = 1;
 
     public void Add(params string[] cells)
     {
@@ -45,7 +48,7 @@ internal sealed class TextTable
                     line.Append("  ");
                 }
 
-                line.Append(c == 0 ? row[c].PadRight(widths[c]) : row[c].PadLeft(widths[c]));
+                line.Append(c < TextColumns ? row[c].PadRight(widths[c]) : row[c].PadLeft(widths[c]));
             }
 
             output.WriteLine(line.ToString().TrimEnd());

@@ -1,5 +1,6 @@
 using ExpertBridge.Cli.Arguments;
 using ExpertBridge.Cli.Output;
+using ExpertBridge.Cli.Policies;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Formats;
 using ExpertBridge.Core.Policies;
@@ -50,7 +51,9 @@ internal sealed class PlaceVerb : Verb
     public override int Execute(ParsedArguments args, CliContext context)
     {
         var topology = SharedOptions.Topology(args);
-        var policy = context.Policies.Resolve(args.Get(s_policy));
+        var policyOptions = SharedOptions.PolicyOptions(args);
+        using var resolved = ResolvedPolicies.Resolve(context.Policies, [args.Get(s_policy)], policyOptions);
+        var policy = resolved.Policies[0];
         var trace = LoadFiles.Read(args.Get(s_load));
         var groups = SharedOptions.ExpertGroups(args, trace.Experts);
         var allowColocated = args.Has(SharedOptions.AllowColocated);
@@ -64,7 +67,7 @@ internal sealed class PlaceVerb : Verb
             history.Record(trace.GetStep(t));
         }
 
-        var policyContext = new PolicyContext(topology, history, current, SharedOptions.PolicyOptions(args), groups, step: trace.Steps, cancellation: context.Cancellation);
+        var policyContext = new PolicyContext(topology, history, current, policyOptions, groups, step: trace.Steps, cancellation: context.Cancellation);
         var repeat = args.Get(s_repeat, 1);
         if (args.Has(s_repeat))
         {

@@ -1,6 +1,9 @@
 using ExpertBridge.Cli.Arguments;
 using ExpertBridge.Cli.Output;
+using ExpertBridge.Cli.Policies;
+using ExpertBridge.Core;
 using ExpertBridge.Core.Formats;
+using ExpertBridge.Core.Policies;
 using ExpertBridge.Core.Replay;
 using Newtonsoft.Json.Linq;
 
@@ -14,8 +17,6 @@ internal sealed class ReplayVerb : Verb
 {
     private static readonly CliOption<string> s_trace = Option.InputFile("--trace", "load trace [steps, layers, experts]: .npy or .json").AsRequired();
     private static readonly CliOption<string> s_policy = Option.Text("--policy", "NAME", "policy to replay: a built-in name or a .csx script; repeat to compare").AsRequired().AsRepeatable();
-    private static readonly CliOption<int> s_window = Option.Int("--window", "W", "steps of history the policy sees; steps from W on are scored", min: 1).WithDefault("100");
-    private static readonly CliOption<int> s_interval = Option.Int("--interval", "I", "steps between decisions (at W, W+I, W+2I, ...)", min: 1).WithDefault("the window");
     private static readonly CliOption<string> s_json = Option.OutputFile("--json", "write the results as JSON to F ('-' for stdout instead of the table)", allowStdout: true);
 
     private readonly string _name;
@@ -45,11 +46,7 @@ internal sealed class ReplayVerb : Verb
     public override string Example => $"expertbridge {_name} --trace trace.npy --policy trivial --policy eplb --devices 8 --slots-per-device 5 --window 100 --interval 50";
 
     public override IReadOnlyList<CliOption> Options { get; } =
-    [
-        s_trace, s_policy,
-        SharedOptions.Devices.AsRequired(), SharedOptions.SlotsPerDevice.AsRequired(), SharedOptions.Nodes, SharedOptions.Groups,
-        s_window, s_interval, SharedOptions.ExpertBytes, SharedOptions.PolicyOption, SharedOptions.AllowColocated, s_json,
-    ];
+    [s_trace, s_policy, .. SharedOptions.ReplaySet, s_json];
 
     public override int Execute(ParsedArguments args, CliContext context)
     {
@@ -57,24 +54,11 @@ internal sealed class ReplayVerb : Verb
         var policyOptions = SharedOptions.PolicyOptions(args);
 
         // Resolve every policy before the (possibly long) replays, so a typo fails at once.
-        var policies = args.GetAll(s_policy).Select(context.Policies.Resolve).ToArray();
+        using var resolved = ResolvedPolicies.Resolve(context.Policies, args.GetAll(s_policy), policyOptions);
+        var policies = resolved.Policies;
         var trace = LoadFiles.Read(args.Get(s_trace));
-        var window = args.Get(s_window, 100);
-        var options = new ReplayOptions
-        {
-            Window = window,
-            Interval = args.Get(s_interval, window),
-            ExpertGroups = SharedOptions.ExpertGroups(args, trace.Experts),
-            PolicyOptions = policyOptions,
-            AllowColocatedReplicas = args.Has(SharedOptions.AllowColocated),
-        };
-
-        var results = new List<ReplayResult>(policies.Length);
-        foreach (var policy in policies)
-        {
-            using var progress = context.StartProgress($"replay {policy.Name}");
-            results.Add(ReplayEngine.Run(trace, topology, policy, options, progress, context.Cancellation));
-        }
+        var options = SharedOptions.ReplayOptions(args, trace, policyOptions);
+        var results = RunAll(trace, topology, policies, options, context);
 
         if (args.TryGet(s_json, out var json))
         {
@@ -88,6 +72,19 @@ internal sealed class ReplayVerb : Verb
         context.Stdout.WriteLine($"trace: {trace.Steps} steps x {trace.Layers} layers x {trace.Experts} experts; {topology}; window {options.Window}, interval {options.Interval}");
         WriteTable(results, context.Stdout);
         return Cli.Ok;
+    }
+
+    /// <summary>Replays every policy in turn, with a progress display for each.</summary>
+    internal static IReadOnlyList<ReplayResult> RunAll(LoadTrace trace, Topology topology, IReadOnlyList<IPlacementPolicy> policies, ReplayOptions options, CliContext context)
+    {
+        var results = new List<ReplayResult>(policies.Count);
+        foreach (var policy in policies)
+        {
+            using var progress = context.StartProgress($"replay {policy.Name}");
+            results.Add(ReplayEngine.Run(trace, topology, policy, options, progress, context.Cancellation));
+        }
+
+        return results;
     }
 
     /// <summary>The JSON of the issue: one object for one policy, <c>{"results": [...]}</c> for several.</summary>
@@ -108,7 +105,7 @@ internal sealed class ReplayVerb : Verb
         ["policyMillisMedian"] = r.PolicyMillisMedian,
     };
 
-    private static void WriteTable(IReadOnlyList<ReplayResult> results, TextWriter output)
+    internal static void WriteTable(IReadOnlyList<ReplayResult> results, TextWriter output)
     {
         var table = new TextTable("policy", "imbalance", "p99", "balancedness", "rebalances", "experts moved", "bytes moved", "policy ms");
         foreach (var r in results)

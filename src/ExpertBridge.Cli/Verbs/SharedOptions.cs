@@ -1,6 +1,7 @@
 using ExpertBridge.Cli.Arguments;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
+using ExpertBridge.Core.Replay;
 
 namespace ExpertBridge.Cli.Verbs;
 
@@ -19,7 +20,17 @@ internal static class SharedOptions
 
     public static readonly CliOption<KeyValuePair<string, string>> PolicyOption = Option.KeyValue("--option", "policy option passed to every policy, e.g. keep-slots=true").AsRepeatable();
 
+    public static readonly CliOption<int> Window = Option.Int("--window", "W", "steps of history the policy sees; steps from W on are scored", min: 1).WithDefault("100");
+
+    public static readonly CliOption<int> Interval = Option.Int("--interval", "I", "steps between decisions (at W, W+I, W+2I, ...)", min: 1).WithDefault("the window");
+
     public static readonly CliOption<bool> AllowColocated = Option.Flag("--allow-colocated", "accept policy placements with two replicas of one expert on one device (policies that make them on purpose, like eplb, say so themselves)");
+
+    /// <summary>What a replay of several policies needs besides the trace and the policies (replay, compare, report).</summary>
+    public static IReadOnlyList<CliOption> ReplaySet { get; } =
+    [
+        Devices.AsRequired(), SlotsPerDevice.AsRequired(), Nodes, Groups, Window, Interval, ExpertBytes, PolicyOption, AllowColocated,
+    ];
 
     /// <summary>The topology from --devices, --slots-per-device, --nodes and --expert-bytes.</summary>
     public static Topology Topology(ParsedArguments args) =>
@@ -28,6 +39,27 @@ internal static class SharedOptions
     /// <summary>The policy options from every --option.</summary>
     public static PolicyOptions PolicyOptions(ParsedArguments args) =>
         args.Has(PolicyOption) ? new PolicyOptions(args.GetAll(PolicyOption), "--option") : Core.Policies.PolicyOptions.Empty;
+
+    /// <summary>A comma-separated policy list (<c>--policies a,b.csx</c>): trimmed, empties and repeats dropped, at least one.</summary>
+    public static IReadOnlyList<string> PolicyList(string option, string raw)
+    {
+        var names = raw.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.Ordinal).ToArray();
+        return names.Length > 0 ? names : throw new InputException(option, "at least one policy name", "the list is empty");
+    }
+
+    /// <summary>The replay cadence and rules from --window, --interval, --groups and --allow-colocated.</summary>
+    public static ReplayOptions ReplayOptions(ParsedArguments args, LoadTrace trace, PolicyOptions policyOptions)
+    {
+        var window = args.Get(Window, 100);
+        return new ReplayOptions
+        {
+            Window = window,
+            Interval = args.Get(Interval, window),
+            ExpertGroups = ExpertGroups(args, trace.Experts),
+            PolicyOptions = policyOptions,
+            AllowColocatedReplicas = args.Has(AllowColocated),
+        };
+    }
 
     /// <summary>--groups, checked against the model's experts.</summary>
     public static int ExpertGroups(ParsedArguments args, int experts)

@@ -49,6 +49,8 @@ public static class PlacementFiles
 
     public const string RuleFormat = "a placement file is native JSON, SGLang JSON, TensorRT-LLM YAML or an omni-infer .npy pattern";
     public const string RuleTopologyGiven = "the topology is given for formats that do not record it";
+    /// <summary>The same words as <see cref="Placement"/>'s constructor uses for this rule.</summary>
+    public const string RuleLayerSlots = "each layer has devices x slots-per-device entries";
     public const string RuleIds = "expert ids are integers, -1 (empty) or in [0, experts)";
     public const string RuleExpressible = "the target format can express the placement";
     public const string RuleYaml = "valid YAML";
@@ -83,12 +85,11 @@ public static class PlacementFiles
         }
 
         var bytes = ReadAll(stream);
-        format ??= Detect(bytes, subject);
-        return format switch
+        return (format ?? Detect(bytes, subject)) switch
         {
             PlacementFormat.Omni => ReadOmni(bytes, subject, topology, experts),
             PlacementFormat.TrtLlm => ReadTrtLlm(bytes, subject, topology, experts),
-            _ => ReadJson(bytes, subject, format.Value, topology, experts),
+            _ => ReadJson(bytes, subject, format, topology, experts),
         };
     }
 
@@ -154,7 +155,7 @@ public static class PlacementFiles
         var text = Encoding.UTF8.GetString(bytes).TrimStart('\uFEFF', ' ', '\t', '\r', '\n');
         if (text.StartsWith('{'))
         {
-            return PlacementFormat.Native; // refined by the JSON keys in ReadJson
+            return PlacementFormat.Native; // native or SGLang: ReadJson tells them apart by their keys
         }
 
         if (text.Contains("initial_global_assignments", StringComparison.Ordinal))
@@ -167,7 +168,8 @@ public static class PlacementFiles
 
     // ------------------------------------------------------------------ JSON (native, SGLang)
 
-    private static Placement ReadJson(byte[] bytes, string subject, PlacementFormat format, Topology? topology, int? experts)
+    /// <summary>Native or SGLang JSON (or TensorRT-LLM's config written as JSON), told apart by the keys.</summary>
+    private static Placement ReadJson(byte[] bytes, string subject, PlacementFormat? expected, Topology? topology, int? experts)
     {
         var root = JsonNumbers.Parse(new MemoryStream(bytes), subject, reader =>
         {
@@ -177,26 +179,31 @@ public static class PlacementFiles
         });
         if (root is not JObject obj)
         {
-            throw new InputException(subject, RuleFormat, $"the top level is a JSON {root.Type}, expected an object");
+            throw new InputException(subject, RuleFormat, $"the top level is a JSON {root.Type.ToString().ToLowerInvariant()}, expected an object");
         }
 
-        if (obj.ContainsKey("physical_to_logical_map"))
+        PlacementFormat? actual =
+            obj.ContainsKey("physical_to_logical_map") ? PlacementFormat.Sglang
+            : obj.ContainsKey("format") ? PlacementFormat.Native
+            : obj.ContainsKey("initial_global_assignments") ? PlacementFormat.TrtLlm
+            : null;
+        if (actual is null)
         {
-            return ReadSglang(obj, subject, topology, experts);
+            var hint = obj.ContainsKey("logical_count") || obj.ContainsKey("load") ? " (this is a load file; pass it as the load)" : "";
+            throw new InputException(subject, RuleFormat, $"a JSON placement has \"format\": \"{NativeFormatId}\" or \"physical_to_logical_map\"{hint}");
         }
 
-        if (obj.ContainsKey("format"))
+        if (expected is not null && expected != actual)
         {
-            return ReadNative(obj, subject, topology, experts);
+            throw new InputException(subject, RuleFormat, $"expected a {expected} placement, the file is {actual}");
         }
 
-        if (obj.ContainsKey("initial_global_assignments"))
+        return actual switch
         {
-            return ReadTrtLlm(bytes, subject, topology, experts);
-        }
-
-        var hint = obj.ContainsKey("logical_count") || obj.ContainsKey("load") ? " (this is a load file; pass it as the load)" : "";
-        throw new InputException(subject, RuleFormat, $"a JSON placement has \"format\": \"{NativeFormatId}\" or \"physical_to_logical_map\"{hint}");
+            PlacementFormat.Sglang => ReadSglang(obj, subject, topology, experts),
+            PlacementFormat.Native => ReadNative(obj, subject, topology, experts),
+            _ => ReadTrtLlm(bytes, subject, topology, experts),
+        };
     }
 
     private static Placement ReadNative(JObject obj, string subject, Topology? topology, int? experts)
@@ -499,13 +506,13 @@ public static class PlacementFiles
     private static int PositiveInt(JObject obj, string key, string subject)
     {
         var token = obj[key];
-        if (token?.Type != JTokenType.Integer || (long)token < 1 || (long)token > int.MaxValue)
+        if (token is not JValue { Value: long value } || value < 1 || value > int.MaxValue)
         {
             var where = token is IJsonLineInfo info && info.HasLineInfo() ? $" (line {info.LineNumber})" : "";
             throw new InputException($"{subject}: \"{key}\"", "an integer >= 1", token is null ? "missing" : $"got {token.ToString(Formatting.None)}{where}");
         }
 
-        return (int)token;
+        return (int)value;
     }
 
     private static List<IReadOnlyList<int>> IntRows(JObject obj, string key, string subject)
@@ -527,12 +534,12 @@ public static class PlacementFiles
             for (var s = 0; s < inner.Count; s++)
             {
                 var item = inner[s];
-                if (item.Type != JTokenType.Integer || (long)item < int.MinValue || (long)item > int.MaxValue)
+                if (item is not JValue { Value: long id } || id < int.MinValue || id > int.MaxValue)
                 {
                     throw new InputException($"{subject}: layer {l} slot {s}", RuleIds, $"got {item.ToString(Formatting.None)}");
                 }
 
-                row[s] = (int)item;
+                row[s] = (int)id;
             }
 
             rows.Add(row);
@@ -559,7 +566,7 @@ public static class PlacementFiles
         {
             if (rows[l].Count != topology.Slots)
             {
-                throw new InputException(subject, PlacementValidator.RuleShape,
+                throw new InputException(subject, RuleLayerSlots,
                     $"\"{key}\" layer {firstLayer + l} has {rows[l].Count} slots, the topology has {topology.Slots} ({topology.Devices} devices x {topology.SlotsPerDevice} slots)");
             }
 

@@ -107,6 +107,26 @@ public sealed class LatencyModel
         return new StepLatency(total, moe, slowCompute, slowComm);
     }
 
+    /// <summary>
+    /// Compute time of one device that runs experts with <paramref name="slotTokens"/> tokens each (zero-token slots
+    /// are skipped; several active experts cost the back-to-back factor).
+    /// </summary>
+    public double DeviceComputeMillis(ReadOnlySpan<double> slotTokens)
+    {
+        double sum = 0;
+        var active = 0;
+        foreach (var t in slotTokens)
+        {
+            if (t > 0)
+            {
+                sum += Table.Millis(t) * _shapeScale;
+                active++;
+            }
+        }
+
+        return sum * (active > 1 ? Table.BackToBackFactor : 1.0);
+    }
+
     /// <summary>Tokens per step: the routed token-expert pairs of the first layer over top-k.</summary>
     public double TokensPerStep(ReadOnlySpan<float> stepCounts, int experts)
     {

@@ -13,14 +13,17 @@ namespace ExpertBridge.Core.Policies;
 /// way (<c>max(dim)</c> and Python's <c>min</c> keep the first index; the descending sort is PyTorch's unstable CPU
 /// sort, reproduced by <see cref="TorchCpuSort"/>). Group sums are computed in float64 and rounded once, which equals
 /// the reference whenever its float32 sum is exact and is the correctly rounded sum otherwise (the reference's own
-/// summation order depends on the CPU's vector width).
+/// summation order depends on the CPU's vector width). Checked against the reference's own output on tie-heavy inputs
+/// at DeepSeek-V3 scale (tests/ExpertBridge.Core.Tests/Data/eplb_reference_cases.json and the script beside it).
 /// </para>
 /// <para>
 /// Known properties kept on purpose: two replicas of one expert may land on one device
 /// (<see cref="EplbResult.ColocatedReplicas"/> counts them); the previous placement is ignored
 /// (<see cref="MinimalMovement"/> relabels the result to move less).
 /// </para>
+/// <para>
 /// Cost: one pass over the layers; per layer O(E log E + R log R) with every buffer allocated once per call.
+/// </para>
 /// </summary>
 public static class Eplb
 {
@@ -208,8 +211,8 @@ public static class Eplb
         private readonly int[] _phy2mlog = new int[shape.ReplicasPerNode];
         private readonly int[] _phyRank = new int[shape.ReplicasPerNode];
         private readonly float[] _phyWeight = new float[shape.ReplicasPerNode];
-        private readonly int[] _packIndex = new int[Math.Max(shape.ReplicasPerNode, shape.Groups)];
-        private readonly int[] _rankInPack = new int[Math.Max(shape.ReplicasPerNode, shape.Groups)];
+        private readonly int[] _packIndex = new int[shape.ReplicasPerNode];
+        private readonly int[] _rankInPack = new int[shape.ReplicasPerNode];
         private readonly int[] _pphy2phy = new int[shape.ReplicasPerNode];
         private readonly SortEntry[] _sorted = new SortEntry[Math.Max(shape.ReplicasPerNode, shape.Groups)];
         private readonly SortEntry[] _replicaHeap = new SortEntry[shape.ExpertsPerNode];

@@ -3,8 +3,9 @@ namespace ExpertBridge.Core.Policies;
 /// <summary>
 /// Minimum-cost perfect assignment on a dense n x n integer cost matrix: the Hungarian method in its
 /// shortest-augmenting-path form with row and column potentials (Jonker-Volgenant style), O(n^3) worst case and
-/// close to O(n^2) when most rows find a free best column at once. Deterministic: rows are added in index order and
-/// the first column of least reduced cost wins ties. One instance holds the scratch for one size and is reused.
+/// close to O(n^2) when most rows find a free best column at once (ties prefer a free column, which matters for the
+/// many equal costs of relabelling). Deterministic: rows are added in index order, and among columns of least reduced
+/// cost the first free one, else the first one, is taken. One instance holds the scratch for one size and is reused.
 /// </summary>
 internal sealed class LinearAssignment
 {
@@ -71,7 +72,8 @@ internal sealed class LinearAssignment
                         _prevCol[j] = col;
                     }
 
-                    if (_minSlack[j] < delta)
+                    // Among columns of equal least slack, a free one ends the search at once.
+                    if (_minSlack[j] < delta || (_minSlack[j] == delta && _rowOfCol[j] == 0 && _rowOfCol[next] != 0))
                     {
                         delta = _minSlack[j];
                         next = j;

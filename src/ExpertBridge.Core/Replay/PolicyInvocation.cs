@@ -49,7 +49,7 @@ public static class PolicyInvocation
 
         var subject = $"policy '{policy.Name}' at step {context.Step}";
         PlacementValidator.EnsureShape(placement, context.Topology, context.Layers, context.LogicalExperts, subject);
-        PlacementValidator.EnsureValid(placement, subject, allowColocatedReplicas);
+        PlacementValidator.EnsureValid(placement, subject, allowColocatedReplicas || decision.AllowsColocatedReplicas);
     }
 }
 

@@ -13,7 +13,7 @@ public static class TraceGenerator
     internal const int HotSetDivisor = 8;
 
     /// <summary>The Zipf-Mandelbrot head offset is experts / this: it flattens the very top of the law, so the hottest expert
-    /// is about ten times the mean at the default skew instead of forty (DeepSeek-V3-like rather than text-like).</summary>
+    /// is about 11 times the mean at the default skew instead of 65 for a pure Zipf law over 256 experts.</summary>
     internal const double HeadOffsetDivisor = 32;
 
     /// <summary>Generates a trace [steps, layers, experts] of token counts.</summary>

@@ -7,8 +7,9 @@ namespace ExpertBridge.Core.Traces;
 /// </summary>
 public sealed record TraceOptions
 {
-    /// <summary>Default Zipf exponent: with the default head offset (experts / 32) the hottest tenth of a 256-expert layer
-    /// carries about 20x the tokens of the coldest tenth and the hottest expert about 11x the mean.</summary>
+    /// <summary>Default Zipf exponent: with the head offset (experts / 32) and the default spread, the hottest tenth of a
+    /// 256-expert layer carries 11 to 54 times the tokens of the coldest tenth (median 24) and the hottest expert about
+    /// 11 times the mean.</summary>
     public const double DefaultSkew = 1.2;
 
     /// <summary>MoE layers.</summary>

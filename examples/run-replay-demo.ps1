@@ -1,5 +1,5 @@
 #!/usr/bin/env pwsh
-# The replay demo `build.ps1 run` runs until the end-to-end host example exists: generate a skewed, drifting
+# The replay demo (`dotnet pwsh examples/run-replay-demo.ps1` after `build.ps1 build`): generate a skewed, drifting
 # routing trace with workload switches, replay it under `trivial` (the placement engines start from) and `eplb`
 # (DeepSeek's EPLB rebalancing every 50 steps from the last 100), and print the comparison table.
 # Expects a build of the CLI in -Configuration (build.ps1 run builds first). Outputs go to artifacts/demo.

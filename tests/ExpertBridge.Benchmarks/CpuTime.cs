@@ -1,0 +1,69 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using ExpertBridge.Core;
+using ExpertBridge.Core.Policies;
+
+namespace ExpertBridge.Benchmarks;
+
+/// <summary>
+/// <c>--cpu-time</c>: the least thread CPU time of many single <see cref="Eplb.Rebalance(LoadMatrix, Topology, int)"/>
+/// calls per EPLB case. On a shared machine wall-clock medians measure the neighbours; the least CPU time of a call
+/// that was not interrupted is the closest this machine gets to an idle core's cost. Linux only (CLOCK_THREAD_CPUTIME_ID).
+/// </summary>
+internal static partial class CpuTime
+{
+    private const int ClockThreadCpuTime = 3;
+
+    public static int Run(int calls)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            Console.Error.WriteLine("--cpu-time: needs Linux (CLOCK_THREAD_CPUTIME_ID)");
+            return 2;
+        }
+
+        var bench = new EplbBenchmarks();
+        foreach (var deployment in EplbBenchmarks.Deployments)
+        {
+            bench.Deployment = deployment;
+            bench.Setup();
+            for (var i = 0; i < Math.Min(calls, 50); i++)
+            {
+                bench.Rebalance();
+            }
+
+            var samples = new double[calls];
+            for (var i = 0; i < calls; i++)
+            {
+                var start = ThreadMilliseconds();
+                bench.Rebalance();
+                samples[i] = ThreadMilliseconds() - start;
+            }
+
+            Array.Sort(samples);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"EPLB rebalance {deployment}: least {samples[0]:F3} ms, median {samples[calls / 2]:F3} ms thread CPU time over {calls} calls"));
+        }
+
+        return 0;
+    }
+
+    private static double ThreadMilliseconds()
+    {
+        if (ClockGetTime(ClockThreadCpuTime, out var ts) != 0)
+        {
+            throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        }
+
+        return (ts.Seconds * 1e3) + (ts.Nanoseconds / 1e6);
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [LibraryImport("libc", EntryPoint = "clock_gettime")]
+    private static partial int ClockGetTime(int clock, out TimeSpec time);
+}

@@ -1,0 +1,70 @@
+using ExpertBridge.Core;
+using ExpertBridge.Host;
+using Microsoft.Extensions.Logging.Abstractions;
+using Newtonsoft.Json.Linq;
+
+namespace ExpertBridge.Host.Tests;
+
+public sealed class HostDaemonTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("eb-daemon-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    private string WriteConfig(string backend)
+    {
+        var path = Path.Combine(_dir.FullName, "bridge.json");
+        File.WriteAllText(path, $$"""
+            { "model": { "layers": 1, "experts": 4 }, "topology": { "devices": 2, "slotsPerDevice": 3 },
+              "backend": "{{backend}}", "rebalance": { "imbalanceTrigger": 0, "warmupSteps": 0 } }
+            """);
+        return path;
+    }
+
+    private static BridgeServices Services => new()
+    {
+        LoggerFactory = NullLoggerFactory.Instance,
+        PolicySourceFactory = c => PolicySources.ForPolicy(new GreedyTestPolicy(), c, NullLoggerFactory.Instance),
+    };
+
+    [Fact]
+    public void Run_JsonLines_RecordsDecidesAndPublishesTheMapping()
+    {
+        // Expert 0 is hot: 60 tokens against 5 for the others (slots 4 and 5 hold replicas of experts 0 and 1).
+        var step = "{\"op\":\"step\",\"epoch\":0,\"tokens\":[30,5,5,5,30,5]}";
+        var input = string.Join('\n', Enumerable.Repeat(step, 20).Concat([
+            "{\"op\":\"rebalance\",\"waitMs\":20000}",
+            "{\"op\":\"boundary\"}",
+            "{\"op\":\"mapping\"}",
+            "{\"op\":\"stats\"}",
+            "{\"op\":\"dance\"}",
+            "not json",
+        ]));
+        using var output = new StringWriter();
+
+        var code = HostDaemon.Run(WriteConfig("none"), new StringReader(input), output, Services, TestContext.Current.CancellationToken);
+
+        var replies = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(JObject.Parse).ToArray();
+        Assert.Equal(0, code);
+        Assert.Equal(26, replies.Length);
+        Assert.All(replies[..20], r => Assert.True(r.Value<bool>("ok")));
+        Assert.Equal("staged", replies[20].Value<string>("result"));
+        Assert.Equal(1, replies[21].Value<long>("epoch"));
+        Assert.Equal([0], replies[21]["changed"]!.Values<int>());
+        var phy2log = replies[22]["phy2log"]!.Values<int>().ToArray();
+        Assert.Equal(2, phy2log.Count(e => e == 0)); // the hot expert got the spare slots
+        Assert.Equal(20, replies[23].Value<long>("Steps"));
+        Assert.Contains("dance", replies[24].Value<string>("error"), StringComparison.Ordinal);
+        Assert.NotNull(replies[25].Value<string>("error"));
+    }
+
+    [Fact]
+    public void Run_HostBackend_IsRefusedNamingTheKey()
+    {
+        using var output = new StringWriter();
+
+        var ex = Assert.Throws<InputException>(() => HostDaemon.Run(WriteConfig("host"), new StringReader(""), output, Services, TestContext.Current.CancellationToken));
+
+        Assert.EndsWith("bridge.json: backend", ex.Subject, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,248 @@
+using System.Diagnostics;
+using System.Globalization;
+using ExpertBridge.Core;
+using ExpertBridge.Scripting;
+
+namespace ExpertBridge.Scripting.Bench;
+
+/// <summary>
+/// Measures what an operator waits for after editing a policy script:
+/// cold  - the first compile + load in a fresh process (Roslyn not yet loaded or jitted), one child process per run;
+/// warm  - a reload of edited content in a running host (compile + load + atomic swap + drain of the old version);
+/// cached - a reload of content already in the disk cache (cache read + load + swap).
+/// Usage: --bench [--runs N] [--script PATH]   (default: a small sample policy with one #load)
+///        --check PATH                          (what `policy check` prints, until the CLI verb is wired)
+/// </summary>
+internal static class Program
+{
+    private static async Task<int> Main(string[] args)
+    {
+        try
+        {
+            if (args.Length >= 2 && args[0] == "--cold-once")
+            {
+                return await ColdOnceAsync(args[1]);
+            }
+
+            if (args.Length >= 2 && args[0] == "--check")
+            {
+                // `policy check` until the CLI verb is wired.
+                var check = PolicyCheck.Run(args[1]);
+                foreach (var line in check.Lines)
+                {
+                    Console.WriteLine(line);
+                }
+
+                return check.ExitCode;
+            }
+
+            if (args.Length == 0 || args[0] != "--bench")
+            {
+                Console.Error.WriteLine("usage: ExpertBridge.Scripting.Bench --bench [--runs N] [--script PATH] | --check PATH");
+                return 2;
+            }
+
+            var runs = int.Parse(Option(args, "--runs") ?? "10", CultureInfo.InvariantCulture);
+            var script = Option(args, "--script");
+            return await BenchAsync(runs, script);
+        }
+        catch (InputException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return 2;
+        }
+    }
+
+    private static string? Option(string[] args, string name)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    private static async Task<int> ColdOnceAsync(string script)
+    {
+        var clock = Stopwatch.StartNew();
+        using var host = await PolicyResolver.OpenAsync(script, new ScriptingOptions { UseCache = false });
+        Console.WriteLine(clock.Elapsed.TotalMilliseconds.ToString("F1", CultureInfo.InvariantCulture));
+        return 0;
+    }
+
+    private static async Task<int> BenchAsync(int runs, string? given)
+    {
+        var work = Path.Combine(Path.GetTempPath(), "eb-script-bench-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var script = PrepareScript(given, work);
+            var cold = new List<double>();
+            for (var i = 0; i < runs; i++)
+            {
+                cold.Add(RunChild(script));
+            }
+
+            var original = File.ReadAllText(script);
+            var warm = new List<double>();
+            var cached = new List<double>();
+            var options = new ScriptingOptions { CacheDirectory = Path.Combine(work, "cache") };
+            using (var host = await PolicyResolver.OpenAsync(script, options))
+            {
+                for (var i = 0; i < runs; i++)
+                {
+                    File.WriteAllText(script, original + $"\n// bench edit {i} {Guid.NewGuid():N}\n");
+                    warm.Add(await TimedReloadAsync(host, expectCache: false));
+                }
+
+                // Alternate between two contents the cache already holds.
+                var a = original + "\n// cached a\n";
+                var b = original + "\n// cached b\n";
+                File.WriteAllText(script, a);
+                await host.ReloadAsync();
+                File.WriteAllText(script, b);
+                await host.ReloadAsync();
+                for (var i = 0; i < runs; i++)
+                {
+                    File.WriteAllText(script, i % 2 == 0 ? a : b);
+                    cached.Add(await TimedReloadAsync(host, expectCache: true));
+                }
+            }
+
+            File.WriteAllText(script, original);
+            Console.WriteLine($"script: {script}");
+            Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, load average {LoadAverage()}");
+            Console.WriteLine("| case | median ms | min ms | max ms | runs |");
+            Console.WriteLine("|---|---|---|---|---|");
+            Row("cold: first compile + load in a fresh process", cold);
+            Row("warm: reload of edited content (compile + load + swap)", warm);
+            Row("cached: reload of cached content (cache read + load + swap)", cached);
+            return 0;
+        }
+        finally
+        {
+            try
+            {
+                Directory.Delete(work, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Temporary files only.
+            }
+        }
+    }
+
+    private static async Task<double> TimedReloadAsync(PolicyHost host, bool expectCache)
+    {
+        var clock = Stopwatch.StartNew();
+        var result = await host.ReloadAsync();
+        var ms = clock.Elapsed.TotalMilliseconds;
+        if (result.Status != PolicyReloadStatus.Loaded || result.FromCache != expectCache)
+        {
+            throw new InvalidOperationException($"reload was {result.Status} (from cache: {result.FromCache}): {string.Join("; ", result.Diagnostics)}");
+        }
+
+        return ms;
+    }
+
+    private static double RunChild(string script)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath!)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
+        {
+            start.ArgumentList.Add(typeof(Program).Assembly.Location);
+        }
+
+        start.ArgumentList.Add("--cold-once");
+        start.ArgumentList.Add(script);
+        using var child = Process.Start(start)!;
+        var output = child.StandardOutput.ReadToEnd();
+        var error = child.StandardError.ReadToEnd();
+        child.WaitForExit();
+        if (child.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"cold run failed ({child.ExitCode}): {error}");
+        }
+
+        return double.Parse(output.Trim(), CultureInfo.InvariantCulture);
+    }
+
+    private static string PrepareScript(string? given, string work)
+    {
+        if (given is not null)
+        {
+            // Copy the script's directory so edits never touch the operator's files.
+            var source = Path.GetDirectoryName(Path.GetFullPath(given))!;
+            CopyDirectory(source, Path.Combine(work, "policies"));
+            return Path.Combine(work, "policies", Path.GetFileName(given));
+        }
+
+        var dir = Path.Combine(work, "policies");
+        Directory.CreateDirectory(Path.Combine(dir, "lib"));
+        File.WriteAllText(Path.Combine(dir, "lib", "rotate.lib.csx"), """
+            using ExpertBridge.Core;
+            using ExpertBridge.Core.Policies;
+
+            public sealed class RotatePolicy(int shift) : IPlacementPolicy
+            {
+                public string Name => "rotate";
+
+                public PolicyDecision Decide(PolicyContext context)
+                {
+                    var current = context.Current;
+                    var perDevice = current.Topology.SlotsPerDevice;
+                    var slots = current.Slots;
+                    var next = new int[current.Layers * slots];
+                    for (var l = 0; l < current.Layers; l++)
+                    {
+                        for (var s = 0; s < slots; s++)
+                        {
+                            var device = ((s / perDevice) + shift) % current.Topology.Devices;
+                            next[(l * slots) + (device * perDevice) + (s % perDevice)] = current[l, s];
+                        }
+                    }
+
+                    return PolicyDecision.Apply(new Placement(current.Topology, current.LogicalExperts, next), $"rotated by {shift}");
+                }
+            }
+            """);
+        var path = Path.Combine(dir, "sample.csx");
+        File.WriteAllText(path, """
+            // sample: rotates device blocks
+            // @option shift = 1
+            #load "lib/rotate.lib.csx"
+            return new RotatePolicy(Options.GetInt("shift", 1));
+            """);
+        return path;
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from, "*.csx", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
+    private static void Row(string name, List<double> values)
+    {
+        values.Sort();
+        var median = values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {median:F0} | {values[0]:F0} | {values[^1]:F0} | {values.Count} |"));
+    }
+
+    private static string CpuModel()
+    {
+        const string cpuinfo = "/proc/cpuinfo";
+        return File.Exists(cpuinfo)
+            ? File.ReadLines(cpuinfo).FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU"
+            : "unknown CPU";
+    }
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
+}
