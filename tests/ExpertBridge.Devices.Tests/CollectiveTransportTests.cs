@@ -131,6 +131,32 @@ public sealed class CollectiveTransportTests : IDisposable
     }
 
     [Fact]
+    public async Task Abort_WhileGroupOpenOnAnotherThread_WaitsUntilTheGroupIsIssued()
+    {
+        using var loopback = new LoopbackTransport(_runtime, ranks: 2, localRanks: [0], new LoopbackWire());
+        using var opened = new ManualResetEventSlim();
+        using var close = new ManualResetEventSlim();
+        var issuer = new Thread(() =>
+        {
+            loopback.GroupStart();
+            opened.Set();
+            close.Wait();
+            _ = Record.Exception(loopback.GroupEnd); // closes the library's group; reports the abort if it already ran
+        });
+        issuer.Start();
+        opened.Wait(TestContext.Current.CancellationToken);
+        var abort = Task.Run(() => loopback.Abort("watchdog"), TestContext.Current.CancellationToken);
+        await Task.Delay(200, TestContext.Current.CancellationToken);
+        Assert.False(loopback.IsAborted); // the group's operations would otherwise reach a freed communicator
+
+        close.Set();
+        issuer.Join();
+        await abort;
+        Assert.True(loopback.IsAborted);
+        Assert.Single(loopback.Groups);
+    }
+
+    [Fact]
     public void Open_HostBackend_ThrowsUnsupported()
     {
         var ex = Assert.Throws<DeviceException>(() => CollectiveTransport.Open(_runtime, new CollectiveTransportOptions { Ranks = 2, LocalRanks = [0], UniqueId = new byte[128] }));

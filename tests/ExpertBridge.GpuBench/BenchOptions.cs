@@ -11,6 +11,7 @@ internal sealed class BenchOptions
           relocation       relocation within a device, between two devices (peer) and a DeepSeek-V3-sized move, each
                            beside a plain driver copy of the same bytes
           cross-process    two processes, one GPU each: relocation over NCCL beside a plain NCCL send/recv
+          ipc              two processes: device memory exported by one, imported, read and written by the other
           compute          compute slowdown of a busy stream while relocation runs beside it (needs --ptx)
         options: --json FILE  --layers 58  --experts 16  --expert-mb 44  --ptx FILE  --seconds 1
                  --timeout-s 300  --emulated (relocation and conformance on the CUDA emulator, without a GPU)

@@ -15,7 +15,6 @@ namespace ExpertBridge.GpuBench;
 /// </summary>
 internal static class CrossProcessBench
 {
-    private const string ResultPrefix = "RESULT ";
     private static readonly DeviceLocation[] Where = [new(0, 0), new(1, 0)];
 
     /// <summary>Rank 0: returns the row, or a skipped row when fewer than two GPUs are visible.</summary>
@@ -37,59 +36,31 @@ internal static class CrossProcessBench
             return Skipped($"no NCCL: {ex.Message}", failed: true);
         }
 
-        using var peer = StartRank1(options, layers);
-        var lines = new List<string>();
-        peer.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                return;
-            }
+        // One GPU each: rank 1 sees only the second GPU of this process's list.
+        var visible = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        using var peer = PeerProcess.Start(
+            [
+                "cross-process", "--rank", "1",
+                "--layers", layers.ToString(CultureInfo.InvariantCulture),
+                "--experts", options.Experts.ToString(CultureInfo.InvariantCulture),
+                "--expert-mb", (options.ExpertBytes >> 20).ToString(CultureInfo.InvariantCulture),
+                "--timeout-s", options.TimeoutSeconds.ToString(CultureInfo.InvariantCulture),
+            ],
+            new Dictionary<string, string> { ["CUDA_VISIBLE_DEVICES"] = visible is { Length: >= 2 } ? visible[1] : "1" });
+        peer.Send(Convert.ToBase64String(id));
 
-            lock (lines)
-            {
-                lines.Add(e.Data);
-            }
-
-            if (!e.Data.StartsWith(ResultPrefix, StringComparison.Ordinal))
-            {
-                Console.WriteLine($"  [rank 1] {e.Data}");
-            }
-        };
-        peer.BeginOutputReadLine();
-        peer.StandardInput.WriteLine(Convert.ToBase64String(id));
-        peer.StandardInput.Close();
-
-        Row mine;
+        Row mine, theirs;
         try
         {
             mine = RunRank(runtime, 0, id, layers, options);
+            theirs = peer.Result(TimeSpan.FromSeconds(options.TimeoutSeconds));
         }
         catch (Exception ex) when (ex is DeviceException or InvalidOperationException or TimeoutException)
         {
-            TryKill(peer);
-            return Skipped($"rank 0 failed: {ex.Message}", failed: true);
+            peer.Kill();
+            return Skipped(ex.Message, failed: true);
         }
 
-        if (!peer.WaitForExit(TimeSpan.FromSeconds(options.TimeoutSeconds)))
-        {
-            TryKill(peer);
-            return Skipped("rank 1 did not exit in time", failed: true);
-        }
-
-        peer.WaitForExit(); // drains the output callbacks
-        string? result;
-        lock (lines)
-        {
-            result = lines.LastOrDefault(l => l.StartsWith(ResultPrefix, StringComparison.Ordinal));
-        }
-
-        if (peer.ExitCode != 0 || result is null)
-        {
-            return Skipped($"rank 1 exited with {peer.ExitCode}{(result is null ? " without a result" : "")}", failed: true);
-        }
-
-        var theirs = Json.Read(result[ResultPrefix.Length..]);
         var bytes = (double)layers * options.Experts * options.ExpertBytes;
         var plain = Math.Max((double)mine["plain_seconds"], (double)theirs["plain_seconds"]);
         var relocation = Math.Max((double)mine["relocation_seconds"], (double)theirs["relocation_seconds"]);
@@ -116,10 +87,9 @@ internal static class CrossProcessBench
     public static int RunPeer(DeviceRuntime runtime, BenchOptions options)
     {
         using var watchdog = new Timer(_ => Environment.Exit(4), null, TimeSpan.FromSeconds(options.TimeoutSeconds), Timeout.InfiniteTimeSpan);
-        var line = Console.In.ReadLine() ?? throw new InvalidOperationException("rank 1: no unique id on standard input");
-        var row = RunRank(runtime, 1, Convert.FromBase64String(line), options.Layers, options);
-        Console.WriteLine(ResultPrefix + Json.Write(row));
-        return (bool)row["all_staged"] && (long)row["wrong_experts"] == 0 ? 0 : 1;
+        var row = RunRank(runtime, 1, Convert.FromBase64String(PeerProcess.ReadLine()), options.Layers, options);
+        PeerProcess.Report(row); // rank 0 judges the figures
+        return 0;
     }
 
     private static Row RunRank(DeviceRuntime runtime, int rank, byte[] id, int layers, BenchOptions options)
@@ -209,49 +179,10 @@ internal static class CrossProcessBench
         stream.Synchronize();
     }
 
-    private static Process StartRank1(BenchOptions options, int layers)
-    {
-        var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find this program's path");
-        var psi = new ProcessStartInfo(self) { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true };
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
-        {
-            psi.ArgumentList.Add(typeof(CrossProcessBench).Assembly.Location);
-        }
-
-        foreach (var a in new[]
-        {
-            "cross-process", "--rank", "1",
-            "--layers", layers.ToString(CultureInfo.InvariantCulture),
-            "--experts", options.Experts.ToString(CultureInfo.InvariantCulture),
-            "--expert-mb", (options.ExpertBytes >> 20).ToString(CultureInfo.InvariantCulture),
-            "--timeout-s", options.TimeoutSeconds.ToString(CultureInfo.InvariantCulture),
-        })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        // One GPU each: rank 1 sees only the second GPU of this process's list.
-        var visible = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        psi.Environment["CUDA_VISIBLE_DEVICES"] = visible is { Length: >= 2 } ? visible[1] : "1";
-        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {self}");
-    }
-
     private static unsafe long NcclVersion()
     {
         int version;
         return ExpertBridge.Interop.Nccl.Nccl.GetVersion(&version) == ExpertBridge.Interop.Nccl.NcclResult.Success ? version : 0;
-    }
-
-    private static void TryKill(Process p)
-    {
-        try
-        {
-            p.Kill(entireProcessTree: true);
-        }
-        catch (InvalidOperationException)
-        {
-            // already gone
-        }
     }
 
     private static Row Skipped(string why, bool failed = false) => new()

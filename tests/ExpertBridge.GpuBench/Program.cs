@@ -18,7 +18,7 @@ catch (FormatException ex)
     return 2;
 }
 
-if (options.Verb is not ("conformance" or "relocation" or "cross-process" or "compute"))
+if (options.Verb is not ("conformance" or "relocation" or "cross-process" or "ipc" or "compute"))
 {
     Console.WriteLine(BenchOptions.Usage);
     return options.Verb is "help" or "--help" ? 0 : 2;
@@ -50,9 +50,14 @@ using (runtime)
 
 static int Run(DeviceRuntime runtime, BenchOptions options)
 {
-    if (options.Verb == "cross-process" && options.Rank == 1)
+    if (options.Rank == 1)
     {
-        return CrossProcessBench.RunPeer(runtime, options);
+        return options.Verb switch
+        {
+            "cross-process" => CrossProcessBench.RunPeer(runtime, options),
+            "ipc" => IpcBench.RunPeer(runtime, options),
+            _ => throw new InvalidOperationException($"--rank 1 is for the two-process verbs, not {options.Verb}"),
+        };
     }
 
     Console.WriteLine($"devices: {string.Join("; ", runtime.Devices.Select(d => $"{d.Ordinal} {d.Name} {d.TotalMemory >> 30} GiB {d.BusId} peers [{string.Join(",", d.Peers)}]"))}");
@@ -83,8 +88,9 @@ static int Run(DeviceRuntime runtime, BenchOptions options)
             }
 
         case "cross-process":
+        case "ipc":
             {
-                var row = CrossProcessBench.RunRoot(runtime, options);
+                var row = options.Verb == "ipc" ? IpcBench.RunRoot(runtime, options) : CrossProcessBench.RunRoot(runtime, options);
                 Write(options.Json, Json.Write([row]));
                 return row.Any(kv => kv.Key == "failed" && kv.Value is true) ? 1 : 0;
             }

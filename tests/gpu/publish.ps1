@@ -1,25 +1,61 @@
 #!/usr/bin/env pwsh
-# Self-contained builds of the GPU programs for the GPU machine (no .NET there), packed as artifacts/gpu.tgz with the
-# binding ABI checks (bash + gcc) and run-gpu.sh beside them. build.ps1 publish-gpu calls this.
-# Add a program by adding a line to $Programs (project path, trimmed or not; Roslyn users must not be trimmed).
+# build.ps1 publish-gpu: self-contained linux-x64 builds of the GPU programs (the GPU machine has no .NET) into
+# artifacts/gpu/<name>, with the sources the GPU machine compiles there (the busy kernels for nvcc, the bindings' ABI
+# checks for gcc) and the run scripts, packed as artifacts/gpu.tgz. On the GPU machine, from the repository root:
+#   bash tests/gpu/run-devices.sh artifacts/gpu.tgz       (and run-gpu.sh where the bindings branch provides it)
+# To add a program, add one entry to $Programs. Each is trimmed when the trimmer reports no warning for it (warnings
+# are errors in this repository, so a trim warning fails the trimmed publish); otherwise it is published untrimmed
+# and the script says so. The archive should stay under about 40 MB (the tree sent to the GPU machine is limited).
 [CmdletBinding()]
 param([string]$Configuration = 'Release')
+
 $ErrorActionPreference = 'Stop'
-$Root = Resolve-Path (Join-Path $PSScriptRoot '../..')
-$Out = Join-Path $Root 'artifacts/gpu'
+Set-StrictMode -Version Latest
+$Root = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+$Stage = Join-Path $Root 'artifacts/gpu'
+$Archive = Join-Path $Root 'artifacts/gpu.tgz'
+$Logs = Join-Path $Root 'artifacts/log'
+
 $Programs = @(
-    @{ Project = 'tests/ExpertBridge.GpuBench'; Name = 'gpubench'; Trimmed = $true }
-    @{ Project = 'tests/ExpertBridge.GpuSmoke'; Name = 'gpusmoke'; Trimmed = $true }
-)
-Remove-Item -Recurse -Force $Out -ErrorAction SilentlyContinue
-foreach ($p in $Programs) {
-    $dest = Join-Path $Out $p.Name
-    Write-Host "==> publish $($p.Project) -> $dest" -ForegroundColor Cyan
-    dotnet publish (Join-Path $Root $p.Project) -c $Configuration -r linux-x64 --self-contained "-p:PublishTrimmed=$($p.Trimmed)" -o $dest -nologo
-    if ($LASTEXITCODE -ne 0) { throw "publish $($p.Project) failed" }
+    @{ Name = 'gpubench'; Project = 'tests/ExpertBridge.GpuBench' }
+    @{ Name = 'gpusmoke'; Project = 'tests/ExpertBridge.GpuSmoke' }
+) | Where-Object { Test-Path (Join-Path $Root $_.Project) }
+
+if (Test-Path $Stage) { Remove-Item -Recurse -Force $Stage }
+New-Item -ItemType Directory -Force -Path $Stage, $Logs | Out-Null
+
+function Publish-Program($p, [bool]$trimmed) {
+    $out = Join-Path $Stage $p.Name
+    $log = Join-Path $Logs "publish-$($p.Name).log"
+    if (Test-Path $out) { Remove-Item -Recurse -Force $out }
+    dotnet publish (Join-Path $Root $p.Project) -c $Configuration -r linux-x64 --self-contained `
+        "-p:PublishTrimmed=$($trimmed.ToString().ToLowerInvariant())" -o $out -nologo -clp:NoSummary 2>&1 |
+        Tee-Object -FilePath $log | Out-Host
+    return @{ Code = $LASTEXITCODE; Log = (Get-Content -Raw $log) }
 }
-# The binding ABI checks need only bash and gcc: the script and each target's generated check (run-gpu.sh runs them).
-$bindings = Join-Path $Out 'bindings'
+
+$summary = @()
+foreach ($p in $Programs) {
+    Write-Host "==> publish $($p.Project) -> artifacts/gpu/$($p.Name) (trimmed)" -ForegroundColor Cyan
+    $r = Publish-Program $p $true
+    $mode = 'trimmed'
+    if ($r.Code -ne 0) {
+        if ($r.Log -notmatch 'warning (IL2|IL3)\d{3}|error (IL2|IL3)\d{3}') {
+            throw "dotnet publish $($p.Project) failed (exit $($r.Code)); see artifacts/log/publish-$($p.Name).log"
+        }
+        Write-Host "    trim warnings: publishing $($p.Name) untrimmed" -ForegroundColor Yellow
+        $r = Publish-Program $p $false
+        if ($r.Code -ne 0) { throw "dotnet publish $($p.Project) (untrimmed) failed (exit $($r.Code))" }
+        $mode = 'untrimmed (trim warnings)'
+    }
+    $summary += "$($p.Name): $mode"
+}
+
+# Sources the GPU machine builds: the busy kernels (nvcc) and the bindings' ABI checks (bash + gcc).
+$kernels = Join-Path $Stage 'kernels'
+New-Item -ItemType Directory -Force -Path $kernels | Out-Null
+Copy-Item (Join-Path $Root 'tests/gpu/busy/busy_kernels.cu') $kernels
+$bindings = Join-Path $Stage 'bindings'
 New-Item -ItemType Directory -Force -Path $bindings | Out-Null
 Copy-Item (Join-Path $Root 'bindings/abi-check.sh') $bindings
 foreach ($check in Get-ChildItem -Path (Join-Path $Root 'bindings') -Recurse -Filter 'abi_check.*' |
@@ -28,8 +64,12 @@ foreach ($check in Get-ChildItem -Path (Join-Path $Root 'bindings') -Recurse -Fi
     New-Item -ItemType Directory -Force -Path $dest | Out-Null
     Copy-Item $check.FullName $dest
 }
-Copy-Item (Join-Path $PSScriptRoot 'run-gpu.sh') $Out
-$tgz = Join-Path $Root 'artifacts/gpu.tgz'
-tar czf $tgz -C $Out .
-if ($LASTEXITCODE -ne 0) { throw 'tar failed' }
-Write-Host ("{0}: {1:N1} MB" -f $tgz, ((Get-Item $tgz).Length / 1MB))
+foreach ($script in Get-ChildItem -Path $PSScriptRoot -Filter 'run-*.sh') { Copy-Item $script.FullName $Stage }
+
+if (Test-Path $Archive) { Remove-Item -Force $Archive }
+tar czf $Archive -C $Stage .
+if ($LASTEXITCODE -ne 0) { throw "tar failed (exit $LASTEXITCODE)" }
+$mb = [math]::Round((Get-Item $Archive).Length / 1MB, 1)
+Write-Host "artifacts/gpu.tgz: $mb MB ($($summary -join '; '); kernels, abi checks, run scripts)"
+if ($mb -gt 60) { throw "artifacts/gpu.tgz is $mb MB: over the 64 MiB the GPU machine receives (untrim or drop a program?)" }
+if ($mb -gt 40) { Write-Warning "artifacts/gpu.tgz is $mb MB, above the ~40 MB budget" }

@@ -28,7 +28,9 @@ namespace ExpertBridge.Devices;
 /// </summary>
 public abstract class CollectiveTransport : IDisposable
 {
+    private static readonly TimeSpan AbortWait = TimeSpan.FromSeconds(5);
     private readonly int[] _localRanks;
+    private readonly object _groupLock = new();
     private int _groupThread;
     private int _aborted;
     private int _disposed;
@@ -100,27 +102,31 @@ public abstract class CollectiveTransport : IDisposable
         };
     }
 
-    /// <summary>Opens a group of sends and receives on the calling thread.</summary>
+    /// <summary>Opens a group of sends and receives on the calling thread (a group open on another thread is waited
+    /// for: groups run one at a time).</summary>
     public void GroupStart()
     {
-        ThrowIfUnusable();
-        if (Interlocked.CompareExchange(ref _groupThread, Environment.CurrentManagedThreadId, 0) != 0)
+        if (Volatile.Read(ref _groupThread) == Environment.CurrentManagedThreadId)
         {
-            throw new InvalidOperationException($"{Name}: a group is already open (groups do not nest here)");
+            throw new InvalidOperationException($"{Name}: a group is already open on this thread (groups do not nest here)");
         }
 
+        Monitor.Enter(_groupLock);
         try
         {
+            ThrowIfUnusable();
             StartGroupCore();
+            Volatile.Write(ref _groupThread, Environment.CurrentManagedThreadId);
         }
         catch
         {
-            Volatile.Write(ref _groupThread, 0);
+            Monitor.Exit(_groupLock);
             throw;
         }
     }
 
-    /// <summary>Closes the group opened on this thread: its sends and receives are issued on their streams.</summary>
+    /// <summary>Closes the group opened on this thread: its sends and receives are issued on their streams. Always
+    /// closes the library's group (even after an abort), so the thread is left clean.</summary>
     public void GroupEnd()
     {
         if (Volatile.Read(ref _groupThread) != Environment.CurrentManagedThreadId)
@@ -130,12 +136,17 @@ public abstract class CollectiveTransport : IDisposable
 
         try
         {
-            ThrowIfUnusable();
             EndGroupCore();
         }
         finally
         {
             Volatile.Write(ref _groupThread, 0);
+            Monitor.Exit(_groupLock);
+        }
+
+        if (IsAborted)
+        {
+            throw Aborted();
         }
     }
 
@@ -166,15 +177,27 @@ public abstract class CollectiveTransport : IDisposable
 
     /// <summary>
     /// Tears the communicators down: transfers waiting for a peer stop, and every later call fails naming
-    /// <paramref name="reason"/>. Safe from any thread, once or more (the first reason stays).
+    /// <paramref name="reason"/>. Safe from any thread, once or more (the first reason stays). A group being issued on
+    /// another thread is waited for (a few seconds at most: a group stuck on a dead peer is exactly what abort ends).
     /// </summary>
     public void Abort(string reason)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(reason);
-        if (Interlocked.Exchange(ref _aborted, 1) == 0)
+        var locked = Monitor.TryEnter(_groupLock, AbortWait);
+        try
         {
-            AbortReason = reason;
-            AbortCore();
+            if (Interlocked.Exchange(ref _aborted, 1) == 0)
+            {
+                AbortReason = reason;
+                AbortCore();
+            }
+        }
+        finally
+        {
+            if (locked)
+            {
+                Monitor.Exit(_groupLock);
+            }
         }
     }
 
@@ -247,10 +270,12 @@ public abstract class CollectiveTransport : IDisposable
             {
                 result = join();
             }
-            catch (Exception ex) when (ex is DeviceException or InputException or InvalidOperationException)
+#pragma warning disable CA1031 // whatever the join throws is rethrown on the caller's thread (an escape here would end the process)
+            catch (Exception ex)
             {
                 error = ExceptionDispatchInfo.Capture(ex);
             }
+#pragma warning restore CA1031
         })
         {
             IsBackground = true,

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using ExpertBridge.Interop.Acl;
 using ExpertBridge.Interop.Hccl;
 
@@ -37,7 +38,7 @@ internal sealed unsafe class HcclTransport : CollectiveTransport
         var comms = JoinWithTimeout("hccl", "HcclCommInitRootInfo", options.InitTimeout, () =>
         {
             var result = new HcclComm[local.Count];
-            var errors = new DeviceException?[local.Count];
+            var errors = new ExceptionDispatchInfo?[local.Count];
             var threads = new List<Thread>();
             for (var d = 0; d < local.Count; d++)
             {
@@ -58,10 +59,12 @@ internal sealed unsafe class HcclTransport : CollectiveTransport
                         Check(Hccl.CommInitRootInfo((uint)options.Ranks, &info, (uint)local[device], &comm));
                         result[device] = comm;
                     }
-                    catch (DeviceException ex)
+#pragma warning disable CA1031 // rethrown on the joining thread (an escape here would end the process)
+                    catch (Exception ex)
                     {
-                        errors[device] = ex;
+                        errors[device] = ExceptionDispatchInfo.Capture(ex);
                     }
+#pragma warning restore CA1031
                 })
                 {
                     IsBackground = true,
@@ -83,7 +86,7 @@ internal sealed unsafe class HcclTransport : CollectiveTransport
                     _ = Hccl.CommDestroy(c);
                 }
 
-                throw error;
+                error.Throw();
             }
 
             return result;
