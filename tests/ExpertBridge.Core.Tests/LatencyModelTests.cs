@@ -6,8 +6,8 @@ namespace ExpertBridge.Core.Tests;
 
 public class LatencyModelTests
 {
-    private static GemmTable Table(double factor = 1.0) =>
-        new("test", "fp8", 1024, 512, [(1, 0.04), (128, 0.04), (1024, 0.10)], factor, "test table");
+    private static GemmTable Table(double saving = 0) =>
+        new("test", "fp8", 1024, 512, [(1, 0.04), (128, 0.04), (1024, 0.10)], saving > 0 ? [(64, saving)] : [], "test table");
 
     [Fact]
     public void GemmTable_Interpolates_FlatBelowLinearBetweenExtrapolatesAbove()
@@ -26,7 +26,7 @@ public class LatencyModelTests
         var t = GemmTable.Default;
         Assert.Equal("NVIDIA H200", t.Card);
         Assert.Equal("fp8", t.Dtype);
-        Assert.InRange(t.BackToBackFactor, 0.5, 1.0);
+        Assert.InRange(t.BackToBackSavingMillis(64), 0.001, 0.5 * t.Millis(64));
         Assert.True(t.Millis(4096) > t.Millis(64));
     }
 
@@ -42,7 +42,7 @@ public class LatencyModelTests
     public void Step_UniformLoadTrivialPlacement_EqualsBestEp()
     {
         var topology = Topology.Create(devices: 4, slotsPerDevice: 8);
-        var model = new LatencyModel(MoeModel.Small, Table(0.8), Interconnect.Default);
+        var model = new LatencyModel(MoeModel.Small, Table(0.01), Interconnect.Default);
         var placement = TrivialPolicy.Build(topology, layers: 2, experts: 32);
         var counts = Enumerable.Repeat(64f, 64).ToArray();
         var step = model.Step(placement, counts);
@@ -84,5 +84,40 @@ public class LatencyModelTests
         var p = Placement.FromRows(topology, 3, [[0, 1, 0, 2]]);
         var step = model.Step(p, [2048, 0, 0]);
         Assert.Equal(0.10, step.ComputeMillisOfSlowest, 9);
+    }
+    [Fact]
+    public void GemmTable_Additivity_SavingPerFollowerInterpolatedFlatOutside()
+    {
+        const string json = """
+            {"card": "c", "dtype": "fp8", "hidden": 1024, "intermediate": 512,
+             "points": [{"tokens": 1, "ms": 0.04}, {"tokens": 1024, "ms": 0.10}],
+             "additivity": [{"experts": 9, "tokens": 64, "msTogether": 0.25, "msOne": 0.035},
+                            {"experts": 9, "tokens": 1024, "msTogether": 0.9, "msOne": 0.1}]}
+            """;
+        var t = GemmTable.Parse(json, "t.json");
+        Assert.Equal(((9 * 0.035) - 0.25) / 8, t.BackToBackSavingMillis(64), 12);
+        Assert.Equal(0, t.BackToBackSavingMillis(1024), 12);
+        Assert.Equal(((9 * 0.035) - 0.25) / 8 / 2, t.BackToBackSavingMillis(544), 12);
+        Assert.Equal(t.BackToBackSavingMillis(64), t.BackToBackSavingMillis(2), 12);
+        Assert.Equal(0, t.BackToBackSavingMillis(8192), 12);
+        Assert.Equal(0, t.BackToBackSavingMillis(0));
+    }
+
+    [Fact]
+    public void GemmTable_SavingNotBelowSingleCall_RejectedNamingTheRule()
+    {
+        var ex = Assert.Throws<InputException>(() => new GemmTable("c", "fp8", 1, 1, [(1, 0.04), (1024, 0.1)], [(64, 0.05)], "t.json"));
+        Assert.Equal("t.json", ex.Subject);
+        Assert.Contains("below the single-call time", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DeviceCompute_BackToBack_EveryExpertButOneSaves()
+    {
+        var model = new LatencyModel(MoeModel.Small, Table(0.01), Interconnect.Default);
+        Assert.Equal(0.04, model.DeviceComputeMillis([64]), 12);
+        Assert.Equal((4 * 0.04) - (3 * 0.01), model.DeviceComputeMillis([64, 64, 0, 64, 64]), 12);
+        // Flat outside the one additivity point: a compute-bound expert saves the same absolute time.
+        Assert.Equal((2 * 0.10) - 0.01, model.DeviceComputeMillis([1024, 1024]), 12);
     }
 }

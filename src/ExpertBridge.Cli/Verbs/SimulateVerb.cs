@@ -46,7 +46,7 @@ internal sealed class SimulateVerb : Verb
     [
         s_trace, s_model, s_policies,
         SharedOptions.Devices.AsRequired(), SharedOptions.SlotsPerDevice.AsRequired(), SharedOptions.Nodes, SharedOptions.Groups,
-        SharedOptions.Window, SharedOptions.Interval, s_table, s_nonMoe, s_intra, s_inter, SharedOptions.PolicyOption, SharedOptions.AllowColocated,
+        SharedOptions.Window, SharedOptions.Interval, s_table, s_nonMoe, s_intra, s_inter, SharedOptions.PolicyOption, SharedOptions.PolicyTimeout, SharedOptions.AllowColocated,
         s_json, s_export, s_exportSteps, s_exportLayers,
     ];
 
