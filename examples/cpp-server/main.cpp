@@ -317,20 +317,24 @@ int main(int argc, char** argv)
     mapping.replica_counts = replicas.data();
     mapping.replica_counts_capacity = replicas.size();
     EB_CHECK(eb_get_mapping(bridge, &mapping));
+    // Tells the bridge where tensor t of (layer, slot) lives: host memory, or device memory on the slot's GPU.
+    auto register_tensor = [&](int layer, int slot, int t, void* data, size_t bytes) {
+        eb_tensor_desc d{};
+        d.struct_size = sizeof d;
+        d.layer = layer;
+        d.slot = slot;
+        d.tensor_index = t;
+        d.device = slot / o.slots_per_device;
+        d.data = data;
+        d.bytes = bytes;
+        EB_CHECK(eb_register_tensor(bridge, &d));
+    };
     for (int l = 0; l < o.layers && cuda; ++l) {
 #ifdef EB_WITH_CUDA
         for (int s = 0; s < slots; ++s) {
             gpu->load(l, s, phy2log[l * slots + s]);
             for (int t = 0; t < GpuExperts::kTensors; ++t) {
-                eb_tensor_desc d{};
-                d.struct_size = sizeof d;
-                d.layer = l;
-                d.slot = s;
-                d.tensor_index = t;
-                d.device = s / o.slots_per_device;
-                d.data = gpu->tensor(l, s, t);
-                d.bytes = gpu->tensor_bytes(t);
-                EB_CHECK(eb_register_tensor(bridge, &d));
+                register_tensor(l, s, t, gpu->tensor(l, s, t), gpu->tensor_bytes(t));
             }
         }
 #endif
@@ -348,15 +352,7 @@ int main(int argc, char** argv)
             for (int t = 0; t < o.tensors; ++t) {
                 auto& w = weights[(static_cast<size_t>(l) * slots + s) * o.tensors + t];
                 for (size_t i = 0; i < expert_floats; ++i) w[i] = weight(l, e, t, static_cast<int>(i));
-                eb_tensor_desc d{};
-                d.struct_size = sizeof d;
-                d.layer = l;
-                d.slot = s;
-                d.tensor_index = t;
-                d.device = s / o.slots_per_device;
-                d.data = w.data();
-                d.bytes = w.size() * sizeof(float);
-                EB_CHECK(eb_register_tensor(bridge, &d));
+                register_tensor(l, s, t, w.data(), w.size() * sizeof(float));
             }
         }
     }
