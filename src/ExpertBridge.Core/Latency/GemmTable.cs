@@ -6,29 +6,36 @@ namespace ExpertBridge.Core.Latency;
 
 /// <summary>
 /// Measured time of one expert's FFN (gate/up GEMM, activation, down GEMM) against the tokens routed to it, for one
-/// expert shape on one card (tests/gpu/gemm-calibrate). Piecewise-linear between points; flat below the first point
-/// (memory-bound: the weights are read whatever the token count); linear extrapolation by the last segment above the
-/// last point (compute-bound). <see cref="BackToBackSavingMillis"/> is the time an expert saves when it runs right
-/// after another on the same device (launch and tail gaps hidden behind the previous expert), from the table's
-/// additivity measurements: k experts back to back against k single calls at a few token counts. The saving is an
-/// absolute time, not a ratio: a fixed share (the first model, 0.75 to 0.84 of single calls) held for small experts
-/// but under-predicted compute-bound ones by 22 to 25% (docs/hardware/README.md, prefill on 4x H200).
+/// expert shape on one card (tests/gpu/gemm-calibrate). Two curves:
+/// <list type="bullet">
+/// <item><see cref="Millis"/>: one expert called alone (launch latency included). Piecewise-linear between points;
+/// flat below the first point (memory-bound: the weights are read whatever the token count); extended by the last
+/// segment above the last point (compute-bound).</item>
+/// <item><see cref="BackToBackMillis"/>: an expert that runs right after another on the same device, from the table's
+/// additivity measurements (k experts back to back took <c>msTogether</c>, one alone <c>msOne</c>: each of the k - 1
+/// followers cost <c>(msTogether - msOne) / (k - 1)</c>). Below about 512 tokens a follower is cheaper than a lone
+/// call (launch gaps hide behind the previous expert); in the compute-bound regime it costs more than a lone call in
+/// a short burst (sustained load). Flat below the first additivity point; above the last it keeps the last point's
+/// difference to <see cref="Millis"/>. Without additivity points it equals <see cref="Millis"/>.</item>
+/// </list>
+/// History: the first model applied a fixed back-to-back factor (0.75-0.84, measured up to 512 tokens) at every token
+/// count and under-predicted compute-bound prefill on 4x H200 by 22-25% (docs/hardware/README.md).
 /// </summary>
 public sealed class GemmTable
 {
     private readonly double[] _tokens;
     private readonly double[] _millis;
-    private readonly double[] _savingTokens;
-    private readonly double[] _savingMillis;
+    private readonly double[] _followTokens;
+    private readonly double[] _followMillis;
 
     /// <param name="card">Card the table was measured on.</param>
     /// <param name="dtype">Weight type (fp8, bf16).</param>
     /// <param name="hidden">Expert shape: hidden size.</param>
     /// <param name="intermediate">Expert shape: intermediate size.</param>
     /// <param name="points">Single-expert FFN time (ms) against tokens.</param>
-    /// <param name="backToBack">Saving per back-to-back expert (ms) against tokens; empty: experts cost their single-call time.</param>
+    /// <param name="backToBack">Time (ms) of an expert that follows another on the same device, against tokens; empty: every expert costs its single-call time.</param>
     /// <param name="source">File or resource, for messages.</param>
-    public GemmTable(string card, string dtype, int hidden, int intermediate, IReadOnlyList<(double Tokens, double Millis)> points, IReadOnlyList<(double Tokens, double SavingMillis)> backToBack, string source)
+    public GemmTable(string card, string dtype, int hidden, int intermediate, IReadOnlyList<(double Tokens, double Millis)> points, IReadOnlyList<(double Tokens, double Millis)> backToBack, string source)
     {
         ArgumentNullException.ThrowIfNull(points);
         ArgumentNullException.ThrowIfNull(backToBack);
@@ -49,24 +56,17 @@ public sealed class GemmTable
         _tokens = sorted.Select(p => p.Tokens).ToArray();
         _millis = sorted.Select(p => p.Millis).ToArray();
 
-        var savings = backToBack.OrderBy(p => p.Tokens).ToArray();
-        for (var i = 0; i < savings.Length; i++)
+        var follow = backToBack.OrderBy(p => p.Tokens).ToArray();
+        for (var i = 0; i < follow.Length; i++)
         {
-            var (t, saving) = savings[i];
-            if (!(t > 0) || (i > 0 && t == savings[i - 1].Tokens))
+            if (!(follow[i].Tokens > 0) || !(follow[i].Millis > 0) || (i > 0 && follow[i].Tokens == follow[i - 1].Tokens))
             {
-                throw new InputException(source, "additivity points have distinct tokens > 0", $"point {i}: tokens {t}");
-            }
-
-            // A saving is gaps hidden between calls: never negative (noise is clamped), never the whole call.
-            if (!(saving < Millis(t)))
-            {
-                throw new InputException(source, "a back-to-back saving is below the single-call time", $"point {i}: tokens {t}, saving {saving} ms, single call {Millis(t)} ms");
+                throw new InputException(source, "back-to-back points have distinct tokens > 0 and ms > 0 (k experts together take longer than one)", $"point {i}: tokens {follow[i].Tokens}, ms {follow[i].Millis}");
             }
         }
 
-        _savingTokens = savings.Select(p => p.Tokens).ToArray();
-        _savingMillis = savings.Select(p => Math.Max(0, p.SavingMillis)).ToArray();
+        _followTokens = follow.Select(p => p.Tokens).ToArray();
+        _followMillis = follow.Select(p => p.Millis).ToArray();
         Card = card;
         Dtype = dtype;
         Hidden = hidden;
@@ -96,18 +96,29 @@ public sealed class GemmTable
     public double Millis(double tokens) => tokens <= 0 ? 0 : Interpolate(_tokens, _millis, tokens, extrapolate: true);
 
     /// <summary>
-    /// Milliseconds an expert with <paramref name="tokens"/> tokens saves when it runs right after another expert on the
-    /// same device: piecewise-linear between the additivity points, flat outside them (0 without points).
+    /// Milliseconds of an expert with <paramref name="tokens"/> tokens that runs right after another expert on the same
+    /// device (0 tokens: 0 ms).
     /// </summary>
-    public double BackToBackSavingMillis(double tokens) =>
-        tokens <= 0 || _savingTokens.Length == 0 ? 0 : Interpolate(_savingTokens, _savingMillis, tokens, extrapolate: false);
+    public double BackToBackMillis(double tokens)
+    {
+        if (tokens <= 0 || _followTokens.Length == 0)
+        {
+            return Millis(tokens);
+        }
+
+        var last = _followTokens[^1];
+        return tokens <= last
+            ? Interpolate(_followTokens, _followMillis, tokens, extrapolate: false)
+            : Millis(tokens) + (_followMillis[^1] - Millis(last));
+    }
 
     /// <summary>
-    /// Time of <paramref name="active"/> experts run back to back on one device, given the sum of their single-call
-    /// times and of their savings: every expert but one saves (the mean saving stands for the one that does not).
+    /// Time of <paramref name="active"/> experts run back to back on one device, from the sums of their single-call and
+    /// back-to-back times: every expert costs its back-to-back time, and one of them (the first; the mean difference
+    /// stands for it) its single-call time.
     /// </summary>
-    internal static double BackToBack(double sumMillis, double sumSaving, int active) =>
-        active <= 1 ? sumMillis : sumMillis - (sumSaving * (active - 1) / active);
+    internal static double BackToBack(double sumSingle, double sumFollow, int active) =>
+        active <= 1 ? sumSingle : sumFollow + ((sumSingle - sumFollow) / active);
 
     // Piecewise-linear through (xs, ys), flat below the first point; above the last, extended by the last segment or flat.
     private static double Interpolate(double[] xs, double[] ys, double x, bool extrapolate)
@@ -154,9 +165,9 @@ public sealed class GemmTable
 
         var points = (root["points"] as JArray ?? throw new InputException(source, "has a 'points' array", "missing 'points'"))
             .Select(p => ((double?)p["tokens"] ?? 0, (double?)p["ms"] ?? 0)).ToList();
-        // Additivity: k experts back to back took msTogether, one took msOne; each of the k - 1 followers saved
-        // (k * msOne - msTogether) / (k - 1). Repeated token counts (several k) are averaged.
-        var savings = new List<(double Tokens, double SavingMillis)>();
+        // Additivity: k experts back to back took msTogether, one alone msOne; each of the k - 1 followers cost
+        // (msTogether - msOne) / (k - 1). Repeated token counts (several k) are averaged.
+        var follow = new List<(double Tokens, double Millis)>();
         foreach (var group in (root["additivity"] as JArray ?? []).GroupBy(a => (double?)a["tokens"] ?? 0))
         {
             var perFollower = new List<double>();
@@ -165,15 +176,15 @@ public sealed class GemmTable
                 var k = (double?)a["experts"] ?? 0;
                 var together = (double?)a["msTogether"] ?? 0;
                 var one = (double?)a["msOne"] ?? 0;
-                if (!(k >= 2) || !(together > 0) || !(one > 0))
+                if (!(k >= 2) || !(one > 0) || !(together > one))
                 {
-                    throw new InputException(source, "additivity entries have experts >= 2, msTogether > 0 and msOne > 0", $"tokens {group.Key}: experts {k}, msTogether {together}, msOne {one}");
+                    throw new InputException(source, "additivity entries have experts >= 2 and msTogether > msOne > 0", $"tokens {group.Key}: experts {k}, msTogether {together}, msOne {one}");
                 }
 
-                perFollower.Add(((k * one) - together) / (k - 1));
+                perFollower.Add((together - one) / (k - 1));
             }
 
-            savings.Add((group.Key, perFollower.Average()));
+            follow.Add((group.Key, perFollower.Average()));
         }
 
         return new GemmTable(
@@ -182,7 +193,7 @@ public sealed class GemmTable
             (int?)root["hidden"] ?? 0,
             (int?)root["intermediate"] ?? 0,
             points,
-            savings,
+            follow,
             source);
     }
 

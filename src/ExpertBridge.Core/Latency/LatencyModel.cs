@@ -7,8 +7,8 @@ public readonly record struct StepLatency(double Millis, double MoeMillis, doubl
 /// Turns a placement and one step's routed tokens into step latency (docs/latency-model.md):
 /// per MoE layer, each device's time = its expert compute (the calibrated per-expert FFN time for the tokens each of
 /// its slots receives; a replicated expert's tokens split evenly over its replicas; an expert with no tokens is
-/// skipped; an expert that runs right after another on the same device saves
-/// <see cref="GemmTable.BackToBackSavingMillis"/>) plus
+/// skipped; experts run back to back: each costs <see cref="GemmTable.BackToBackMillis"/>, and one of them the
+/// single-call <see cref="GemmTable.Millis"/>) plus
 /// dispatch and combine (the token bytes it receives from other devices, over NVLink-class bandwidth inside a node
 /// and network bandwidth across nodes; tokens start spread evenly over devices, as with data-parallel attention);
 /// the layer waits for its slowest device; the step adds a per-layer non-MoE constant.
@@ -19,7 +19,7 @@ public sealed class LatencyModel
     private readonly double _shapeScale;
     private double[] _compute = [];
     private double[] _tokens = [];
-    private double[] _saving = [];
+    private double[] _follow = [];
     private int[] _active = [];
 
     public LatencyModel(MoeModel model, GemmTable table, Interconnect interconnect)
@@ -97,7 +97,9 @@ public sealed class LatencyModel
             }
 
             var perExpert = sum / experts;
-            var compute = ((perDevice * Table.Millis(perExpert)) - (Math.Max(0, perDevice - 1) * Table.BackToBackSavingMillis(perExpert))) * _shapeScale;
+            var compute = perDevice <= 1
+                ? perDevice * Table.Millis(perExpert) * _shapeScale
+                : (((perDevice - 1) * Table.BackToBackMillis(perExpert)) + Table.Millis(perExpert)) * _shapeScale;
             var comm = CommMillis(topology, sum / topology.Devices);
             var layerMs = compute + comm;
             moe += layerMs;
@@ -111,23 +113,23 @@ public sealed class LatencyModel
 
     /// <summary>
     /// Compute time of one device that runs experts with <paramref name="slotTokens"/> tokens each (zero-token slots
-    /// are skipped; every active expert after the first saves the back-to-back time).
+    /// are skipped; experts run back to back, see <see cref="GemmTable.BackToBackMillis"/>).
     /// </summary>
     public double DeviceComputeMillis(ReadOnlySpan<double> slotTokens)
     {
-        double sum = 0, saving = 0;
+        double sum = 0, follow = 0;
         var active = 0;
         foreach (var t in slotTokens)
         {
             if (t > 0)
             {
                 sum += Table.Millis(t);
-                saving += Table.BackToBackSavingMillis(t);
+                follow += Table.BackToBackMillis(t);
                 active++;
             }
         }
 
-        return GemmTable.BackToBack(sum, saving, active) * _shapeScale;
+        return GemmTable.BackToBack(sum, follow, active) * _shapeScale;
     }
 
     /// <summary>Tokens per step: the routed token-expert pairs of the first layer over top-k.</summary>
@@ -149,13 +151,13 @@ public sealed class LatencyModel
         {
             _compute = new double[devices];
             _tokens = new double[devices];
-            _saving = new double[devices];
+            _follow = new double[devices];
             _active = new int[devices];
         }
 
         Array.Clear(_compute);
         Array.Clear(_tokens);
-        Array.Clear(_saving);
+        Array.Clear(_follow);
         Array.Clear(_active);
         for (var s = 0; s < row.Length; s++)
         {
@@ -173,7 +175,7 @@ public sealed class LatencyModel
 
             var d = topology.DeviceOf(s);
             _compute[d] += Table.Millis(t);
-            _saving[d] += Table.BackToBackSavingMillis(t);
+            _follow[d] += Table.BackToBackMillis(t);
             _tokens[d] += t;
             _active[d]++;
         }
@@ -181,7 +183,7 @@ public sealed class LatencyModel
         double worst = 0, worstCompute = 0, worstComm = 0;
         for (var d = 0; d < devices; d++)
         {
-            var compute = GemmTable.BackToBack(_compute[d], _saving[d], _active[d]) * _shapeScale;
+            var compute = GemmTable.BackToBack(_compute[d], _follow[d], _active[d]) * _shapeScale;
             var comm = CommMillis(topology, _tokens[d]);
             var time = compute + comm;
             if (time > worst)
