@@ -78,3 +78,5 @@ if ($mb -gt 40) { Write-Warning "artifacts/gpu.tgz is $mb MB, above the ~40 MB b
 # The end-to-end example with its private .NET runtime: artifacts/e2e-gpu.tgz.
 & (Join-Path $PSScriptRoot 'publish-e2e.ps1') -Configuration $Configuration
 if ($LASTEXITCODE -ne 0) { throw "publish-e2e failed (exit $LASTEXITCODE)" }
+& (Join-Path $PSScriptRoot 'publish-cpu.ps1') -Configuration $Configuration
+if ($LASTEXITCODE -ne 0) { throw "publish-cpu failed (exit $LASTEXITCODE)" }
