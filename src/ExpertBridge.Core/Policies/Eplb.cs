@@ -82,11 +82,12 @@ public static class Eplb
     /// <summary>
     /// <c>balanced_packing</c> for one row: packs <paramref name="weights"/> (n items) into <paramref name="packs"/> packs
     /// of exactly n / packs items each, heaviest item first into the lightest pack that still has room (the first such
-    /// pack on ties). Scratch spans hold n, packs and packs elements.
+    /// pack on ties). Scratch: <paramref name="sorted"/> holds n entries, <paramref name="tree"/>
+    /// <see cref="MinTree.Length"/>(packs) keys, <paramref name="packWeight"/> and <paramref name="packFill"/> packs each.
     /// </summary>
     internal static void BalancedPacking(
         ReadOnlySpan<float> weights, int packs, Span<int> packIndex, Span<int> rankInPack,
-        Span<SortEntry> sorted, Span<SortEntry> packHeap, Span<int> packFill)
+        Span<SortEntry> sorted, Span<ulong> tree, Span<float> packWeight, Span<int> packFill)
     {
         var n = weights.Length;
         var perPack = n / packs;
@@ -109,44 +110,40 @@ public static class Eplb
 
         TorchCpuSort.SortDescending(order);
 
-        // Python's min over the packs with room keeps the first minimum: a min-heap on (pack weight, pack id).
-        // Pack weights only grow (weights are >= 0), so the chosen pack sinks, or leaves the heap when full.
-        var heap = packHeap[..packs];
+        // Python's min over the packs with room keeps the first minimum: a tournament on (pack weight, pack id).
+        // A full pack leaves the tournament.
+        tree = tree[..MinTree.Length(packs)];
+        var leaves = MinTree.Leaves(tree);
         for (var p = 0; p < packs; p++)
         {
-            heap[p] = new SortEntry(0f, p);
+            leaves[p] = MinTree.Lightest(0f, p);
         }
 
+        MinTree.Build(tree, packs);
+        var weight = packWeight[..packs];
+        weight.Clear();
         var filled = packFill[..packs];
         filled.Clear();
-        for (var k = 0; k < n; k++)
+        foreach (var entry in order)
         {
-            var item = order[k].Item;
-            ref var top = ref heap[0];
-            var pack = top.Item;
+            var item = entry.Item;
+            var pack = MinTree.Id(MinTree.Min(tree));
             packIndex[item] = pack;
-            rankInPack[item] = filled[pack];
-            top.Key += weights[item];
-            if (++filled[pack] == perPack)
-            {
-                top = heap[^1];
-                heap = heap[..^1];
-            }
-
-            if (heap.Length > 0)
-            {
-                EntryHeap.SiftDown<LightestFirst>(heap, 0);
-            }
+            var rank = filled[pack];
+            rankInPack[item] = rank;
+            filled[pack] = ++rank;
+            var w = weight[pack] += weights[item];
+            MinTree.Replace(tree, pack, rank == perPack ? ulong.MaxValue : MinTree.Lightest(w, pack));
         }
     }
 
     /// <summary>
     /// <c>replicate_experts</c> for one row: slot i &lt; E holds expert i; every further slot goes to the expert with the
     /// largest float32 per-replica load <c>weight / count</c> (the first such expert on ties).
-    /// <paramref name="heapScratch"/> holds E elements.
+    /// <paramref name="tree"/> holds <see cref="MinTree.Length"/>(E) keys.
     /// </summary>
     internal static void ReplicateExperts(
-        ReadOnlySpan<float> weights, Span<int> phy2log, Span<int> rank, Span<int> count, Span<SortEntry> heapScratch)
+        ReadOnlySpan<float> weights, Span<int> phy2log, Span<int> rank, Span<int> count, Span<ulong> tree)
     {
         var experts = weights.Length;
         for (var e = 0; e < experts; e++)
@@ -161,23 +158,22 @@ public static class Eplb
             return;
         }
 
-        var heap = heapScratch[..experts];
+        tree = tree[..MinTree.Length(experts)];
+        var leaves = MinTree.Leaves(tree);
         for (var e = 0; e < experts; e++)
         {
-            heap[e] = new SortEntry(weights[e], e);
+            leaves[e] = MinTree.Heaviest(weights[e], e);
         }
 
-        // weight / count only shrinks as count grows, so the chosen expert sinks.
-        EntryHeap.Build<HeaviestFirst>(heap);
+        MinTree.Build(tree, experts);
         for (var i = experts; i < phy2log.Length; i++)
         {
-            ref var top = ref heap[0];
-            var e = top.Item;
+            var e = MinTree.Id(MinTree.Min(tree));
             phy2log[i] = e;
-            rank[i] = count[e];
-            count[e]++;
-            top.Key = weights[e] / count[e];
-            EntryHeap.SiftDown<HeaviestFirst>(heap, 0);
+            var c = count[e];
+            rank[i] = c;
+            count[e] = ++c;
+            MinTree.Replace(tree, e, MinTree.Heaviest(weights[e] / c, e));
         }
     }
 
@@ -215,8 +211,9 @@ public static class Eplb
         private readonly int[] _rankInPack = new int[shape.ReplicasPerNode];
         private readonly int[] _pphy2phy = new int[shape.ReplicasPerNode];
         private readonly SortEntry[] _sorted = new SortEntry[Math.Max(shape.ReplicasPerNode, shape.Groups)];
-        private readonly SortEntry[] _replicaHeap = new SortEntry[shape.ExpertsPerNode];
-        private readonly SortEntry[] _packHeap = new SortEntry[Math.Max(shape.Nodes, shape.DevicesPerNode)];
+        private readonly ulong[] _replicaTree = new ulong[MinTree.Length(shape.ExpertsPerNode)];
+        private readonly ulong[] _packTree = new ulong[MinTree.Length(Math.Max(shape.Nodes, shape.DevicesPerNode))];
+        private readonly float[] _packWeight = new float[Math.Max(shape.Nodes, shape.DevicesPerNode)];
         private readonly int[] _packFill = new int[Math.Max(shape.Nodes, shape.DevicesPerNode)];
 
         public void Run(ReadOnlySpan<double> load, Span<int> phy2log, Span<int> phyRank, Span<int> logCount)
@@ -258,7 +255,7 @@ public static class Eplb
                 _groupWeight[g] = (float)sum;
             }
 
-            BalancedPacking(_groupWeight, _s.Nodes, _groupPack, _groupRank, _sorted, _packHeap, _packFill);
+            BalancedPacking(_groupWeight, _s.Nodes, _groupPack, _groupRank, _sorted, _packTree, _packWeight, _packFill);
             for (var g = 0; g < _s.Groups; g++)
             {
                 var baseId = ((_groupPack[g] * _s.GroupsPerNode) + _groupRank[g]) * size;
@@ -281,7 +278,7 @@ public static class Eplb
             }
 
             var count = _mlogCount.AsSpan(offset, perNode);
-            ReplicateExperts(_nodeWeight, _phy2mlog, _phyRank, count, _replicaHeap);
+            ReplicateExperts(_nodeWeight, _phy2mlog, _phyRank, count, _replicaTree);
 
             for (var i = 0; i < _phy2mlog.Length; i++)
             {
@@ -289,7 +286,7 @@ public static class Eplb
                 _phyWeight[i] = _nodeWeight[m] / count[m];
             }
 
-            BalancedPacking(_phyWeight, _s.DevicesPerNode, _packIndex, _rankInPack, _sorted, _packHeap, _packFill);
+            BalancedPacking(_phyWeight, _s.DevicesPerNode, _packIndex, _rankInPack, _sorted, _packTree, _packWeight, _packFill);
             var slots = _s.SlotsPerDevice;
             for (var i = 0; i < _phy2mlog.Length; i++)
             {
