@@ -72,11 +72,12 @@ public static class Eplb
         var shape = hierarchical
             ? new Shape(load.Layers, experts, replicas, groups, nodes, devices)
             : new Shape(load.Layers, experts, replicas, 1, 1, devices);
-        var phy2log = new int[load.Layers * replicas];
-        var replicaRank = new int[load.Layers * replicas];
-        var logicalCount = new int[load.Layers * experts];
-        new Workspace(shape).Run(load.Values, phy2log, replicaRank, logicalCount);
-        return new EplbResult(new Placement(topology, experts, phy2log, "eplb placement"), replicaRank, logicalCount, hierarchical);
+        // Every entry is written below.
+        var phy2log = GC.AllocateUninitializedArray<int>(load.Layers * replicas);
+        var replicaRank = GC.AllocateUninitializedArray<int>(load.Layers * replicas);
+        var logicalCount = GC.AllocateUninitializedArray<int>(load.Layers * experts);
+        var colocated = new Workspace(shape).Run(load.Values, phy2log, replicaRank, logicalCount);
+        return new EplbResult(new Placement(topology, experts, phy2log, "eplb placement"), replicaRank, logicalCount, hierarchical, colocated);
     }
 
     /// <summary>
@@ -209,15 +210,16 @@ public static class Eplb
         private readonly float[] _phyWeight = new float[shape.ReplicasPerNode];
         private readonly int[] _packIndex = new int[shape.ReplicasPerNode];
         private readonly int[] _rankInPack = new int[shape.ReplicasPerNode];
-        private readonly int[] _pphy2phy = new int[shape.ReplicasPerNode];
         private readonly SortEntry[] _sorted = new SortEntry[Math.Max(shape.ReplicasPerNode, shape.Groups)];
         private readonly ulong[] _replicaTree = new ulong[MinTree.Length(shape.ExpertsPerNode)];
         private readonly ulong[] _packTree = new ulong[MinTree.Length(Math.Max(shape.Nodes, shape.DevicesPerNode))];
         private readonly float[] _packWeight = new float[Math.Max(shape.Nodes, shape.DevicesPerNode)];
         private readonly int[] _packFill = new int[Math.Max(shape.Nodes, shape.DevicesPerNode)];
 
-        public void Run(ReadOnlySpan<double> load, Span<int> phy2log, Span<int> phyRank, Span<int> logCount)
+        /// <summary>Fills the three outputs; returns the number of co-located replicas.</summary>
+        public int Run(ReadOnlySpan<double> load, Span<int> phy2log, Span<int> phyRank, Span<int> logCount)
         {
+            var colocated = 0;
             for (var layer = 0; layer < _s.Layers; layer++)
             {
                 var row = load.Slice(layer * _s.Experts, _s.Experts);
@@ -229,7 +231,7 @@ public static class Eplb
                 PackGroupsToNodes();
                 for (var node = 0; node < _s.Nodes; node++)
                 {
-                    PlaceNode(node, phy2log.Slice((layer * _s.Replicas) + (node * _s.ReplicasPerNode), _s.ReplicasPerNode), phyRank.Slice((layer * _s.Replicas) + (node * _s.ReplicasPerNode), _s.ReplicasPerNode));
+                    colocated += PlaceNode(node, phy2log.Slice((layer * _s.Replicas) + (node * _s.ReplicasPerNode), _s.ReplicasPerNode), phyRank.Slice((layer * _s.Replicas) + (node * _s.ReplicasPerNode), _s.ReplicasPerNode));
                 }
 
                 var counts = logCount.Slice(layer * _s.Experts, _s.Experts);
@@ -238,6 +240,8 @@ public static class Eplb
                     counts[e] = _mlogCount[_log2mlog[e]];
                 }
             }
+
+            return colocated;
         }
 
         // Step 1: groups -> nodes; node n owns "node-local" experts [n * E/N, (n + 1) * E/N) in group-pack order.
@@ -267,8 +271,9 @@ public static class Eplb
             }
         }
 
-        // Steps 2 and 3 for one node: replicate its experts, pack the replicas onto its devices.
-        private void PlaceNode(int node, Span<int> phy2log, Span<int> phyRank)
+        // Steps 2 and 3 for one node: replicate its experts, pack the replicas onto its devices. Returns how many
+        // slots hold an expert that already has a replica on the same device.
+        private int PlaceNode(int node, Span<int> phy2log, Span<int> phyRank)
         {
             var perNode = _s.ExpertsPerNode;
             var offset = node * perNode;
@@ -290,15 +295,29 @@ public static class Eplb
             var slots = _s.SlotsPerDevice;
             for (var i = 0; i < _phy2mlog.Length; i++)
             {
-                _pphy2phy[(_packIndex[i] * slots) + _rankInPack[i]] = i;
-            }
-
-            for (var p = 0; p < phy2log.Length; p++)
-            {
-                var i = _pphy2phy[p];
+                var p = (_packIndex[i] * slots) + _rankInPack[i];
                 phy2log[p] = _mlog2log[offset + _phy2mlog[i]];
                 phyRank[p] = _phyRank[i];
             }
+
+            var colocated = 0;
+            for (var start = 0; start < phy2log.Length; start += slots)
+            {
+                for (var k = 1; k < slots; k++)
+                {
+                    var e = phy2log[start + k];
+                    for (var j = start; j < start + k; j++)
+                    {
+                        if (phy2log[j] == e)
+                        {
+                            colocated++;
+                            break;
+                        }
+                    }
+                }
+            }
+
+            return colocated;
         }
     }
 }
@@ -313,13 +332,13 @@ public sealed class EplbResult
     private readonly int[] _replicaRank;
     private readonly int[] _logicalCount;
 
-    internal EplbResult(Placement placement, int[] replicaRank, int[] logicalCount, bool hierarchical)
+    internal EplbResult(Placement placement, int[] replicaRank, int[] logicalCount, bool hierarchical, int colocatedReplicas)
     {
         Placement = placement;
         _replicaRank = replicaRank;
         _logicalCount = logicalCount;
         Hierarchical = hierarchical;
-        ColocatedReplicas = CountColocated(placement);
+        ColocatedReplicas = colocatedReplicas;
     }
 
     /// <summary>phy2log: the logical expert in each physical slot (device-major), every slot filled.</summary>
@@ -364,25 +383,5 @@ public sealed class EplbResult
         }
 
         return (values, max);
-    }
-
-    private static int CountColocated(Placement placement)
-    {
-        var perDevice = placement.Topology.SlotsPerDevice;
-        var phy2log = placement.Phy2Log;
-        var n = 0;
-        for (var start = 0; start < phy2log.Length; start += perDevice)
-        {
-            for (var k = 1; k < perDevice; k++)
-            {
-                var e = phy2log[start + k];
-                if (e >= 0 && phy2log.Slice(start, k).Contains(e))
-                {
-                    n++;
-                }
-            }
-        }
-
-        return n;
     }
 }
