@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace ExpertBridge.Core.Policies;
 
@@ -21,7 +22,9 @@ internal struct SortEntry(float key, int item)
 /// in an order fixed by the algorithm's steps, not by their indices. This class performs those steps exactly:
 /// introsort with a 16-element threshold, median-of-three of (first + 1, middle, last - 1) moved to the front,
 /// unguarded Hoare partition, depth limit 2 * floor(log2 n) with heapsort as the fallback, and a final insertion sort.
-/// Rows of at most 16 elements only see the insertion sort, which is stable.
+/// Rows of at most 16 elements only see the insertion sort, which is stable. Two steps are computed differently with
+/// the same result, to avoid data-dependent branches: the partition (see <see cref="UnguardedPartition"/>) and the
+/// final insertion sort (see <see cref="SmallStableSort"/>).
 /// NaN is not handled (callers reject it before sorting).
 /// <para>
 /// The hot loops index through <see cref="Unsafe.Add{T}(ref T, int)"/>: every index stays inside the span by the
@@ -49,7 +52,11 @@ internal static class TorchCpuSort
         }
 
         ref var a = ref MemoryMarshal.GetReference(entries);
-        if (entries.Length > Threshold)
+        if (entries.Length <= Threshold)
+        {
+            SmallStableSort(ref a, entries.Length);
+        }
+        else
         {
             // Partition scratch: two positions per element (see UnguardedPartition).
             int[]? rented = null;
@@ -62,8 +69,6 @@ internal static class TorchCpuSort
                 ArrayPool<int>.Shared.Return(rented);
             }
         }
-
-        FinalInsertionSort(ref a, entries.Length);
     }
 
     private static void IntroSortLoop(ref SortEntry a, int first, int last, int depthLimit, ref int stops)
@@ -81,6 +86,10 @@ internal static class TorchCpuSort
             IntroSortLoop(ref a, cut, last, depthLimit, ref stops);
             last = cut;
         }
+
+        // libstdc++ leaves this range to its final insertion sort over the whole row; each range's share of that
+        // sort touches only the range, so it is done here.
+        SmallStableSort(ref Unsafe.Add(ref a, first), last - first);
     }
 
     private static int UnguardedPartitionPivot(ref SortEntry a, int first, int last, ref int stops)
@@ -157,19 +166,42 @@ internal static class TorchCpuSort
         return k == 0 ? result : Math.Min(result, Unsafe.Add(ref stops, right + k - 1));
     }
 
-    private static void FinalInsertionSort(ref SortEntry a, int length)
+    /// <summary>
+    /// What libstdc++'s final insertion sort does to one range the introsort loop left behind (at most 16 entries; no
+    /// key above any key of the range before it, none below any key of the range after it). That insertion sort is
+    /// stable and never moves an entry across such a boundary, so per range it is a stable sort, descending. With
+    /// vector hardware each entry goes straight to its rank (entries with a greater key, plus equal keys before it),
+    /// with no data-dependent branch; otherwise the insertion sort runs as written.
+    /// </summary>
+    private static void SmallStableSort(ref SortEntry a, int length)
     {
-        if (length > Threshold)
-        {
-            InsertionSort(ref a, Threshold);
-            for (var i = Threshold; i < length; i++)
-            {
-                UnguardedLinearInsert(ref a, i);
-            }
-        }
-        else
+        if (!Vector256.IsHardwareAccelerated)
         {
             InsertionSort(ref a, length);
+            return;
+        }
+
+        Span<float> keys = stackalloc float[Threshold];
+        Span<SortEntry> copy = stackalloc SortEntry[Threshold];
+        keys.Fill(float.NegativeInfinity); // padding: below every key (keys are >= 0), equal to none
+        for (var i = 0; i < length; i++)
+        {
+            var entry = Unsafe.Add(ref a, i);
+            copy[i] = entry;
+            keys[i] = entry.Key;
+        }
+
+        var low = Vector256.Create<float>(keys);
+        var high = Vector256.Create<float>(keys[8..]);
+        for (var i = 0; i < length; i++)
+        {
+            var key = Vector256.Create(keys[i]);
+            var greater = Vector256.GreaterThan(low, key).ExtractMostSignificantBits()
+                | (Vector256.GreaterThan(high, key).ExtractMostSignificantBits() << 8);
+            var equal = Vector256.Equals(low, key).ExtractMostSignificantBits()
+                | (Vector256.Equals(high, key).ExtractMostSignificantBits() << 8);
+            var rank = BitOperations.PopCount(greater | (equal & ((1u << i) - 1)));
+            Unsafe.Add(ref a, rank) = copy[i];
         }
     }
 
