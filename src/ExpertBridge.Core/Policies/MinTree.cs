@@ -53,15 +53,12 @@ internal static class MinTree
         tree[(half + used)..].Fill(ulong.MaxValue);
         for (var i = half - 1; i >= 1; i--)
         {
-            tree[i] = Math.Min(tree[2 * i], tree[(2 * i) + 1]);
+            tree[i] = Lesser(tree[2 * i], tree[(2 * i) + 1]);
         }
     }
 
     /// <summary>Sets leaf <paramref name="leaf"/> to <paramref name="key"/> and replays its path to the root.</summary>
-    /// <remarks>
-    /// The minimum is computed with a mask, not a branch: which child wins is data-dependent and mispredicts about
-    /// half the time. The leaf's index is checked once; every index on its path to the root is below it.
-    /// </remarks>
+    /// <remarks>The leaf's index is checked once; every index on its path to the root is below it.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Replace(Span<ulong> tree, int leaf, ulong key)
     {
@@ -71,11 +68,14 @@ internal static class MinTree
         node = key;
         while (i > 1)
         {
-            var sibling = Unsafe.Add(ref root, i ^ 1);
-            var siblingWins = 0UL - Unsafe.BitCast<bool, byte>(sibling < key);
-            key ^= (key ^ sibling) & siblingWins;
+            key = Lesser(key, Unsafe.Add(ref root, i ^ 1));
             i >>= 1;
             Unsafe.Add(ref root, i) = key;
         }
     }
+
+    // The smaller key, through a mask rather than a branch: which one wins is data-dependent and mispredicts about
+    // half the time.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Lesser(ulong a, ulong b) => a ^ ((a ^ b) & (0UL - Unsafe.BitCast<bool, byte>(b < a)));
 }

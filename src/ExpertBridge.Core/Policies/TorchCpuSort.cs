@@ -61,7 +61,7 @@ internal static class TorchCpuSort
             // Partition scratch: two positions per element (see UnguardedPartition).
             int[]? rented = null;
             var stops = 2 * entries.Length <= StackStops
-                ? stackalloc int[StackStops]
+                ? stackalloc int[2 * entries.Length]
                 : (rented = ArrayPool<int>.Shared.Rent(2 * entries.Length));
             IntroSortLoop(ref a, 0, entries.Length, depthLimit, ref MemoryMarshal.GetReference(stops));
             if (rented is not null)
