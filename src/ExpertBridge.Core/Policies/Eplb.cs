@@ -22,7 +22,10 @@ namespace ExpertBridge.Core.Policies;
 /// (<see cref="MinimalMovement"/> relabels the result to move less).
 /// </para>
 /// <para>
-/// Cost: one pass over the layers; per layer O(E log E + R log R) with every buffer allocated once per call.
+/// Cost: one pass over the layers; per layer O(E + R log R) with every buffer allocated once per call. The greedy
+/// argmax / argmin steps run on tournament trees of packed (float bits, id) keys (<see cref="MinTree"/>), and the sort's
+/// partition and final insertion sort are computed without data-dependent branches (<see cref="TorchCpuSort"/>); each
+/// gives exactly the reference's choices. The straightforward version of this port stays in the tests as an oracle.
 /// </para>
 /// </summary>
 public static class Eplb
@@ -134,7 +137,7 @@ public static class Eplb
             rankInPack[item] = rank;
             filled[pack] = ++rank;
             var w = weight[pack] += weights[item];
-            MinTree.Replace(tree, pack, rank == perPack ? ulong.MaxValue : MinTree.Lightest(w, pack));
+            MinTree.Replace(tree, pack, rank == perPack ? MinTree.Retired : MinTree.Lightest(w, pack));
         }
     }
 
