@@ -110,7 +110,7 @@ public class EplbTests
         var packIndex = new int[4];
         var rank = new int[4];
 
-        Eplb.BalancedPacking(weights, 2, packIndex, rank, new SortEntry[4], new SortEntry[2], new int[2]);
+        Eplb.BalancedPacking(weights, 2, packIndex, rank, new SortEntry[4], new ulong[MinTree.Length(2)], new float[2], new int[2]);
 
         // Python's min keeps the first lightest pack: 0, 1, then 0 again (tie 1 vs 1), then 1.
         Assert.Equal(new[] { 0, 1, 0, 1 }, packIndex);
@@ -125,7 +125,7 @@ public class EplbTests
         var rank = new int[5];
         var count = new int[3];
 
-        Eplb.ReplicateExperts(weights, phy2log, rank, count, new SortEntry[3]);
+        Eplb.ReplicateExperts(weights, phy2log, rank, count, new ulong[MinTree.Length(3)]);
 
         // 8 and 8 tie: expert 1 first; then 8 (expert 2) beats 4 = 8/2 = 4.
         Assert.Equal(new[] { 0, 1, 2, 1, 2 }, phy2log);

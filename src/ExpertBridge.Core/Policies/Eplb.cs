@@ -22,7 +22,10 @@ namespace ExpertBridge.Core.Policies;
 /// (<see cref="MinimalMovement"/> relabels the result to move less).
 /// </para>
 /// <para>
-/// Cost: one pass over the layers; per layer O(E log E + R log R) with every buffer allocated once per call.
+/// Cost: one pass over the layers; per layer O(E + R log R) with every buffer allocated once per call. The greedy
+/// argmax / argmin steps run on tournament trees of packed (float bits, id) keys (<see cref="MinTree"/>), and the sort's
+/// partition and final insertion sort are computed without data-dependent branches (<see cref="TorchCpuSort"/>); each
+/// gives exactly the reference's choices. The straightforward version of this port stays in the tests as an oracle.
 /// </para>
 /// </summary>
 public static class Eplb
@@ -72,21 +75,23 @@ public static class Eplb
         var shape = hierarchical
             ? new Shape(load.Layers, experts, replicas, groups, nodes, devices)
             : new Shape(load.Layers, experts, replicas, 1, 1, devices);
-        var phy2log = new int[load.Layers * replicas];
-        var replicaRank = new int[load.Layers * replicas];
-        var logicalCount = new int[load.Layers * experts];
-        new Workspace(shape).Run(load.Values, phy2log, replicaRank, logicalCount);
-        return new EplbResult(new Placement(topology, experts, phy2log, "eplb placement"), replicaRank, logicalCount, hierarchical);
+        // Every entry is written below.
+        var phy2log = GC.AllocateUninitializedArray<int>(load.Layers * replicas);
+        var replicaRank = GC.AllocateUninitializedArray<int>(load.Layers * replicas);
+        var logicalCount = GC.AllocateUninitializedArray<int>(load.Layers * experts);
+        var colocated = new Workspace(shape).Run(load.Values, phy2log, replicaRank, logicalCount);
+        return new EplbResult(new Placement(topology, experts, phy2log, "eplb placement"), replicaRank, logicalCount, hierarchical, colocated);
     }
 
     /// <summary>
     /// <c>balanced_packing</c> for one row: packs <paramref name="weights"/> (n items) into <paramref name="packs"/> packs
     /// of exactly n / packs items each, heaviest item first into the lightest pack that still has room (the first such
-    /// pack on ties). Scratch spans hold n, packs and packs elements.
+    /// pack on ties). Scratch: <paramref name="sorted"/> holds n entries, <paramref name="tree"/>
+    /// <see cref="MinTree.Length"/>(packs) keys, <paramref name="packWeight"/> and <paramref name="packFill"/> packs each.
     /// </summary>
     internal static void BalancedPacking(
         ReadOnlySpan<float> weights, int packs, Span<int> packIndex, Span<int> rankInPack,
-        Span<SortEntry> sorted, Span<SortEntry> packHeap, Span<int> packFill)
+        Span<SortEntry> sorted, Span<ulong> tree, Span<float> packWeight, Span<int> packFill)
     {
         var n = weights.Length;
         var perPack = n / packs;
@@ -109,44 +114,40 @@ public static class Eplb
 
         TorchCpuSort.SortDescending(order);
 
-        // Python's min over the packs with room keeps the first minimum: a min-heap on (pack weight, pack id).
-        // Pack weights only grow (weights are >= 0), so the chosen pack sinks, or leaves the heap when full.
-        var heap = packHeap[..packs];
+        // Python's min over the packs with room keeps the first minimum: a tournament on (pack weight, pack id).
+        // A full pack leaves the tournament.
+        tree = tree[..MinTree.Length(packs)];
+        var leaves = MinTree.Leaves(tree);
         for (var p = 0; p < packs; p++)
         {
-            heap[p] = new SortEntry(0f, p);
+            leaves[p] = MinTree.Lightest(0f, p);
         }
 
+        MinTree.Build(tree, packs);
+        var weight = packWeight[..packs];
+        weight.Clear();
         var filled = packFill[..packs];
         filled.Clear();
-        for (var k = 0; k < n; k++)
+        foreach (var entry in order)
         {
-            var item = order[k].Item;
-            ref var top = ref heap[0];
-            var pack = top.Item;
+            var item = entry.Item;
+            var pack = MinTree.Id(MinTree.Min(tree));
             packIndex[item] = pack;
-            rankInPack[item] = filled[pack];
-            top.Key += weights[item];
-            if (++filled[pack] == perPack)
-            {
-                top = heap[^1];
-                heap = heap[..^1];
-            }
-
-            if (heap.Length > 0)
-            {
-                EntryHeap.SiftDown<LightestFirst>(heap, 0);
-            }
+            var rank = filled[pack];
+            rankInPack[item] = rank;
+            filled[pack] = ++rank;
+            var w = weight[pack] += weights[item];
+            MinTree.Replace(tree, pack, rank == perPack ? MinTree.Retired : MinTree.Lightest(w, pack));
         }
     }
 
     /// <summary>
     /// <c>replicate_experts</c> for one row: slot i &lt; E holds expert i; every further slot goes to the expert with the
     /// largest float32 per-replica load <c>weight / count</c> (the first such expert on ties).
-    /// <paramref name="heapScratch"/> holds E elements.
+    /// <paramref name="tree"/> holds <see cref="MinTree.Length"/>(E) keys.
     /// </summary>
     internal static void ReplicateExperts(
-        ReadOnlySpan<float> weights, Span<int> phy2log, Span<int> rank, Span<int> count, Span<SortEntry> heapScratch)
+        ReadOnlySpan<float> weights, Span<int> phy2log, Span<int> rank, Span<int> count, Span<ulong> tree)
     {
         var experts = weights.Length;
         for (var e = 0; e < experts; e++)
@@ -161,23 +162,22 @@ public static class Eplb
             return;
         }
 
-        var heap = heapScratch[..experts];
+        tree = tree[..MinTree.Length(experts)];
+        var leaves = MinTree.Leaves(tree);
         for (var e = 0; e < experts; e++)
         {
-            heap[e] = new SortEntry(weights[e], e);
+            leaves[e] = MinTree.Heaviest(weights[e], e);
         }
 
-        // weight / count only shrinks as count grows, so the chosen expert sinks.
-        EntryHeap.Build<HeaviestFirst>(heap);
+        MinTree.Build(tree, experts);
         for (var i = experts; i < phy2log.Length; i++)
         {
-            ref var top = ref heap[0];
-            var e = top.Item;
+            var e = MinTree.Id(MinTree.Min(tree));
             phy2log[i] = e;
-            rank[i] = count[e];
-            count[e]++;
-            top.Key = weights[e] / count[e];
-            EntryHeap.SiftDown<HeaviestFirst>(heap, 0);
+            var c = count[e];
+            rank[i] = c;
+            count[e] = ++c;
+            MinTree.Replace(tree, e, MinTree.Heaviest(weights[e] / c, e));
         }
     }
 
@@ -213,14 +213,16 @@ public static class Eplb
         private readonly float[] _phyWeight = new float[shape.ReplicasPerNode];
         private readonly int[] _packIndex = new int[shape.ReplicasPerNode];
         private readonly int[] _rankInPack = new int[shape.ReplicasPerNode];
-        private readonly int[] _pphy2phy = new int[shape.ReplicasPerNode];
         private readonly SortEntry[] _sorted = new SortEntry[Math.Max(shape.ReplicasPerNode, shape.Groups)];
-        private readonly SortEntry[] _replicaHeap = new SortEntry[shape.ExpertsPerNode];
-        private readonly SortEntry[] _packHeap = new SortEntry[Math.Max(shape.Nodes, shape.DevicesPerNode)];
+        private readonly ulong[] _replicaTree = new ulong[MinTree.Length(shape.ExpertsPerNode)];
+        private readonly ulong[] _packTree = new ulong[MinTree.Length(Math.Max(shape.Nodes, shape.DevicesPerNode))];
+        private readonly float[] _packWeight = new float[Math.Max(shape.Nodes, shape.DevicesPerNode)];
         private readonly int[] _packFill = new int[Math.Max(shape.Nodes, shape.DevicesPerNode)];
 
-        public void Run(ReadOnlySpan<double> load, Span<int> phy2log, Span<int> phyRank, Span<int> logCount)
+        /// <summary>Fills the three outputs; returns the number of co-located replicas.</summary>
+        public int Run(ReadOnlySpan<double> load, Span<int> phy2log, Span<int> phyRank, Span<int> logCount)
         {
+            var colocated = 0;
             for (var layer = 0; layer < _s.Layers; layer++)
             {
                 var row = load.Slice(layer * _s.Experts, _s.Experts);
@@ -232,7 +234,7 @@ public static class Eplb
                 PackGroupsToNodes();
                 for (var node = 0; node < _s.Nodes; node++)
                 {
-                    PlaceNode(node, phy2log.Slice((layer * _s.Replicas) + (node * _s.ReplicasPerNode), _s.ReplicasPerNode), phyRank.Slice((layer * _s.Replicas) + (node * _s.ReplicasPerNode), _s.ReplicasPerNode));
+                    colocated += PlaceNode(node, phy2log.Slice((layer * _s.Replicas) + (node * _s.ReplicasPerNode), _s.ReplicasPerNode), phyRank.Slice((layer * _s.Replicas) + (node * _s.ReplicasPerNode), _s.ReplicasPerNode));
                 }
 
                 var counts = logCount.Slice(layer * _s.Experts, _s.Experts);
@@ -241,6 +243,8 @@ public static class Eplb
                     counts[e] = _mlogCount[_log2mlog[e]];
                 }
             }
+
+            return colocated;
         }
 
         // Step 1: groups -> nodes; node n owns "node-local" experts [n * E/N, (n + 1) * E/N) in group-pack order.
@@ -258,7 +262,7 @@ public static class Eplb
                 _groupWeight[g] = (float)sum;
             }
 
-            BalancedPacking(_groupWeight, _s.Nodes, _groupPack, _groupRank, _sorted, _packHeap, _packFill);
+            BalancedPacking(_groupWeight, _s.Nodes, _groupPack, _groupRank, _sorted, _packTree, _packWeight, _packFill);
             for (var g = 0; g < _s.Groups; g++)
             {
                 var baseId = ((_groupPack[g] * _s.GroupsPerNode) + _groupRank[g]) * size;
@@ -270,8 +274,9 @@ public static class Eplb
             }
         }
 
-        // Steps 2 and 3 for one node: replicate its experts, pack the replicas onto its devices.
-        private void PlaceNode(int node, Span<int> phy2log, Span<int> phyRank)
+        // Steps 2 and 3 for one node: replicate its experts, pack the replicas onto its devices. Returns how many
+        // slots hold an expert that already has a replica on the same device.
+        private int PlaceNode(int node, Span<int> phy2log, Span<int> phyRank)
         {
             var perNode = _s.ExpertsPerNode;
             var offset = node * perNode;
@@ -281,7 +286,7 @@ public static class Eplb
             }
 
             var count = _mlogCount.AsSpan(offset, perNode);
-            ReplicateExperts(_nodeWeight, _phy2mlog, _phyRank, count, _replicaHeap);
+            ReplicateExperts(_nodeWeight, _phy2mlog, _phyRank, count, _replicaTree);
 
             for (var i = 0; i < _phy2mlog.Length; i++)
             {
@@ -289,19 +294,33 @@ public static class Eplb
                 _phyWeight[i] = _nodeWeight[m] / count[m];
             }
 
-            BalancedPacking(_phyWeight, _s.DevicesPerNode, _packIndex, _rankInPack, _sorted, _packHeap, _packFill);
+            BalancedPacking(_phyWeight, _s.DevicesPerNode, _packIndex, _rankInPack, _sorted, _packTree, _packWeight, _packFill);
             var slots = _s.SlotsPerDevice;
             for (var i = 0; i < _phy2mlog.Length; i++)
             {
-                _pphy2phy[(_packIndex[i] * slots) + _rankInPack[i]] = i;
-            }
-
-            for (var p = 0; p < phy2log.Length; p++)
-            {
-                var i = _pphy2phy[p];
+                var p = (_packIndex[i] * slots) + _rankInPack[i];
                 phy2log[p] = _mlog2log[offset + _phy2mlog[i]];
                 phyRank[p] = _phyRank[i];
             }
+
+            var colocated = 0;
+            for (var start = 0; start < phy2log.Length; start += slots)
+            {
+                for (var k = 1; k < slots; k++)
+                {
+                    var e = phy2log[start + k];
+                    for (var j = start; j < start + k; j++)
+                    {
+                        if (phy2log[j] == e)
+                        {
+                            colocated++;
+                            break;
+                        }
+                    }
+                }
+            }
+
+            return colocated;
         }
     }
 }
@@ -316,13 +335,13 @@ public sealed class EplbResult
     private readonly int[] _replicaRank;
     private readonly int[] _logicalCount;
 
-    internal EplbResult(Placement placement, int[] replicaRank, int[] logicalCount, bool hierarchical)
+    internal EplbResult(Placement placement, int[] replicaRank, int[] logicalCount, bool hierarchical, int colocatedReplicas)
     {
         Placement = placement;
         _replicaRank = replicaRank;
         _logicalCount = logicalCount;
         Hierarchical = hierarchical;
-        ColocatedReplicas = CountColocated(placement);
+        ColocatedReplicas = colocatedReplicas;
     }
 
     /// <summary>phy2log: the logical expert in each physical slot (device-major), every slot filled.</summary>
@@ -367,25 +386,5 @@ public sealed class EplbResult
         }
 
         return (values, max);
-    }
-
-    private static int CountColocated(Placement placement)
-    {
-        var perDevice = placement.Topology.SlotsPerDevice;
-        var phy2log = placement.Phy2Log;
-        var n = 0;
-        for (var start = 0; start < phy2log.Length; start += perDevice)
-        {
-            for (var k = 1; k < perDevice; k++)
-            {
-                var e = phy2log[start + k];
-                if (e >= 0 && phy2log.Slice(start, k).Contains(e))
-                {
-                    n++;
-                }
-            }
-        }
-
-        return n;
     }
 }
