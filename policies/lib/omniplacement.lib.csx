@@ -1072,7 +1072,7 @@ internal sealed class OmniLayerSolver
 {
 
     private const double TieWeight = 1e-3;
-    private const int Receivers = 8;
+    private const int ReceiverCount = 8;
     private const int KickAttempts = 6;
     private const int KickFailures = 1;
     private const int KickRepairs = 6;
@@ -1134,6 +1134,12 @@ internal sealed class OmniLayerSolver
     private readonly int[] _snapshot;
     private readonly int[] _fill;
     private readonly double[] _fillLoad;
+    private readonly int[] _recvDevice;
+    private readonly double[] _recvGap;
+    private readonly double[] _recvLoad;
+    private readonly int[] _recvStart;
+    private readonly int[] _recvSlot;
+    private readonly double[] _recvShare;
 
     public OmniLayerSolver(Topology topology, int experts, int scenarios, OmniPlacementSettings settings, int groups)
     {
@@ -1188,6 +1194,12 @@ internal sealed class OmniLayerSolver
         _snapshot = new int[slots];
         _fill = new int[_d];
         _fillLoad = new double[_d];
+        _recvDevice = new int[ReceiverCount];
+        _recvGap = new double[ReceiverCount];
+        _recvLoad = new double[ReceiverCount];
+        _recvStart = new int[ReceiverCount + 1];
+        _recvSlot = new int[ReceiverCount * _s];
+        _recvShare = new double[ReceiverCount * _s];
     }
 
     /// <summary>Replicas per expert at most.</summary>
@@ -1869,7 +1881,7 @@ internal sealed class OmniLayerSolver
     /// </summary>
     private (int Target, int Relocate) KickTarget(int x, int a, double split)
     {
-        for (var r = 0; r < Math.Min(Receivers, _d - 1); r++)
+        for (var r = 0; r < Math.Min(ReceiverCount, _d - 1); r++)
         {
             var b = _order[_d - 1 - r];
             if (b == a || _onDevice[(x * _d) + b] != 0)
@@ -1988,9 +2000,9 @@ internal sealed class OmniLayerSolver
     {
         var share = _share.AsSpan(k * _e, _e);
         var dev = _dev.AsSpan(k * _d, _d);
-        var order = _order.AsSpan(k * _d, _d);
-        var receivers = Math.Min(Receivers, _d - 1);
         var levelsReady = false;
+        var receivers = writesLeft >= 2 ? Receivers(a, k) : 0;
+        var load = dev[a];
 
         for (var li = 0; li < _s; li++)
         {
@@ -2002,40 +2014,39 @@ internal sealed class OmniLayerSolver
             }
 
             var ux = share[x];
-            if (writesLeft >= 2)
+            if (receivers > 0)
             {
                 // The two partners (over the coolest devices) that level a and the partner's device best on scenario
                 // k; only those are scored exactly.
                 int first = -1, second = -1;
                 double firstTop = double.PositiveInfinity, secondTop = double.PositiveInfinity;
+                var held = _onDevice.AsSpan(x * _d, _d);
                 for (var r = 0; r < receivers; r++)
                 {
-                    var b = order[_d - 1 - r];
-                    var gap = dev[a] - dev[b];
-                    if (gap <= 0 || _onDevice[(x * _d) + b] != 0)
+                    if (held[_recvDevice[r]] != 0)
                     {
                         continue;
                     }
 
-                    for (var lj = 0; lj < _s; lj++)
+                    var gap = _recvGap[r];
+                    var level = _recvLoad[r];
+                    for (var t = _recvStart[r]; t < _recvStart[r + 1]; t++)
                     {
-                        var j = (b * _s) + lj;
-                        var y = _row[j];
-                        var shift = ux - (y >= 0 ? share[y] : 0);
-                        if (shift <= 0 || shift >= gap || (y >= 0 && _onDevice[(y * _d) + a] != 0) || j == _frozenA || j == _frozenB)
+                        var shift = ux - _recvShare[t];
+                        if (shift <= 0 || shift >= gap)
                         {
                             continue;
                         }
 
-                        var top = Math.Max(dev[a] - shift, dev[b] + shift);
+                        var top = Math.Max(load - shift, level + shift);
                         if (top < firstTop)
                         {
                             (second, secondTop) = (first, firstTop);
-                            (first, firstTop) = (j, top);
+                            (first, firstTop) = (_recvSlot[t], top);
                         }
                         else if (top < secondTop)
                         {
-                            (second, secondTop) = (j, top);
+                            (second, secondTop) = (_recvSlot[t], top);
                         }
                     }
                 }
@@ -2112,6 +2123,53 @@ internal sealed class OmniLayerSolver
         }
 
         return best;
+    }
+
+    /// <summary>
+    /// The swap partners of peak device <paramref name="a"/> on scenario <paramref name="k"/>, for the screen of
+    /// <see cref="BestFromDevice"/>: the coolest devices below a (at most <see cref="ReceiverCount"/>), each with its
+    /// load, its gap to a and the slots whose occupant (or emptiness) may trade places with a replica on a, with the
+    /// occupant's share. Returns the number of devices.
+    /// </summary>
+    private int Receivers(int a, int k)
+    {
+        var share = _share.AsSpan(k * _e, _e);
+        var dev = _dev.AsSpan(k * _d, _d);
+        var order = _order.AsSpan(k * _d, _d);
+        var count = 0;
+        var n = 0;
+        for (var r = 0; r < Math.Min(ReceiverCount, _d - 1); r++)
+        {
+            var b = order[_d - 1 - r];
+            var gap = dev[a] - dev[b];
+            if (gap <= 0)
+            {
+                break; // the order is by load: the remaining devices are no cooler than a
+            }
+
+            _recvDevice[count] = b;
+            _recvGap[count] = gap;
+            _recvLoad[count] = dev[b];
+            _recvStart[count] = n;
+            for (var lj = 0; lj < _s; lj++)
+            {
+                var j = (b * _s) + lj;
+                var y = _row[j];
+                if ((y >= 0 && _onDevice[(y * _d) + a] != 0) || j == _frozenA || j == _frozenB)
+                {
+                    continue;
+                }
+
+                _recvSlot[n] = j;
+                _recvShare[n] = y >= 0 ? share[y] : 0;
+                n++;
+            }
+
+            count++;
+        }
+
+        _recvStart[count] = n;
+        return count;
     }
 
     /// <summary>

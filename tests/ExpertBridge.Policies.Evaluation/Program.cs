@@ -13,6 +13,9 @@ using ExpertBridge.Scripting;
 //   cpu    [--cases=...] [--cadences=...] [key=value ...]
 //       thread CPU time of each decision of one policy instance over a replay, the library compiled in with its
 //       defaults (which are omniplacement.csx's header values); key=value pairs override them.
+//   steady [--cases=...] [--repeat=N] [key=value ...]
+//       thread CPU time of OmniPlacementBenchmarks' calls (a fresh instance per call, window 100): the rebalance at
+//       step 500 from the policy's own placement of step 400 (steady) and the first one at step 100 (cold).
 // The pareto and static modes run the real scripts (policies/NAME.csx) through the scripting host; key=value pairs
 // override their header options. Build with -c Release.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -127,8 +130,57 @@ switch (mode)
         }
 
         break;
+    case "steady":
+        foreach (var (trace, c) in cases.Select(Load))
+        {
+            const int window = 100;
+            var repeat = Flag("repeat") is { } rs ? int.Parse(rs, CultureInfo.InvariantCulture) : 15;
+            var options = new PolicyOptions(overrides, "command line");
+            var current = TrivialPolicy.Build(c.Topology, trace.Layers, trace.Experts);
+            PolicyContext Context(int step, Placement placement)
+            {
+                var history = new LoadHistory(trace.Layers, trace.Experts, window);
+                for (var s = step - window; s < step; s++)
+                {
+                    history.Record(trace.GetStep(s));
+                }
+
+                return new PolicyContext(c.Topology, history, placement, null, c.Groups, null, step);
+            }
+
+            var cold = Context(window, current);
+            var warm = new OmniPlacementPolicy(options);
+            for (var step = window; step < 5 * window; step += window)
+            {
+                current = warm.Decide(Context(step, current)).Placement ?? current;
+            }
+
+            var steady = Context(5 * window, current);
+            foreach (var (name, context) in new[] { ("steady", steady), ("cold", cold) })
+            {
+                var times = new List<double>();
+                OmniPlacementReport? report = null;
+                for (var r = 0; r < repeat + 2; r++)
+                {
+                    var policy = new OmniPlacementPolicy(options);
+                    var start = ThreadClock.Milliseconds();
+                    policy.Decide(context);
+                    var elapsed = ThreadClock.Milliseconds() - start;
+                    report = policy.LastReport;
+                    if (r >= 2)
+                    {
+                        times.Add(elapsed);
+                    }
+                }
+
+                times.Sort();
+                Console.WriteLine($"| {c.Name} {name} | {times[times.Count / 2]:F2} | {times[0]:F2} | {report!.LayersTriggered} | {report.SlotWrites} | {report.PredictedImbalanceBefore:F4} -> {report.PredictedImbalanceAfter:F4} |");
+            }
+        }
+
+        break;
     default:
-        Console.Error.WriteLine($"unknown mode '{mode}' (pareto, static, cpu)");
+        Console.Error.WriteLine($"unknown mode '{mode}' (pareto, static, cpu, steady)");
         return 2;
 }
 
