@@ -1096,6 +1096,7 @@ internal sealed class OmniLayerSolver
     private readonly double[] _uw;       // [e] scenario-weighted load
     private readonly int[] _home;        // [e] home node of the expert's group (affinity), else -1
     private double _bestEp;
+    private double _slack;
     private double _predictedMean;
 
     // Placement state.
@@ -1264,6 +1265,7 @@ internal sealed class OmniLayerSolver
         }
 
         _bestEp = total / _d;
+        _slack = 1e-9 * Math.Max(_bestEp, 1e-12);
         double predicted = 0;
         for (var e = 0; e < _e; e++)
         {
@@ -1982,7 +1984,7 @@ internal sealed class OmniLayerSolver
             best = BestFromDevice(_order[0], 0, best, writesLeft);
         }
 
-        if (worst > 0)
+        if (worst > 0 && (_w[0] <= 0 || _order[worst * _d] != _order[0]))
         {
             best = BestFromDevice(_order[worst * _d], worst, best, writesLeft);
         }
@@ -2055,7 +2057,13 @@ internal sealed class OmniLayerSolver
                 {
                     if (partner >= 0)
                     {
-                        var ratio = -SwapDelta(a, x, partner / _s, _row[partner]) / 2;
+                        var y = _row[partner];
+                        if (!_percentile && SwapGainBound(a, x, partner / _s, y) / 2 <= best.Ratio - _slack)
+                        {
+                            continue; // cannot beat the best candidate: skip the exact scoring
+                        }
+
+                        var ratio = -SwapDelta(a, x, partner / _s, y) / 2;
                         if (ratio > best.Ratio)
                         {
                             best = new Op(OpKind.Swap, i, partner, x, ratio);
@@ -2104,7 +2112,9 @@ internal sealed class OmniLayerSolver
 
                 if (target >= 0)
                 {
-                    var ratio = -ReplicateDelta(x, target, _row[target]);
+                    var ratio = !_percentile && ReplicateGainBound(x, target, _row[target]) <= best.Ratio - _slack
+                        ? double.NegativeInfinity
+                        : -ReplicateDelta(x, target, _row[target]);
                     if (ratio > best.Ratio)
                     {
                         best = new Op(OpKind.Replicate, -1, target, x, ratio);
@@ -2114,7 +2124,7 @@ internal sealed class OmniLayerSolver
 
             if (_cnt[x] >= 2)
             {
-                var ratio = -DropDelta(x, i);
+                var ratio = !_percentile && DropGainBound(x) <= best.Ratio - _slack ? double.NegativeInfinity : -DropDelta(x, i);
                 if (ratio > best.Ratio)
                 {
                     best = new Op(OpKind.Drop, i, -1, x, ratio);
@@ -2261,6 +2271,90 @@ internal sealed class OmniLayerSolver
                 _spare[_spareCount++] = slot;
             }
         }
+    }
+
+    /// <summary>
+    /// Upper bounds on the gain (minus the objective change) of a swap, a re-replication and a drop, at a fraction of
+    /// the exact scoring's cost: candidates whose bound cannot beat the best one found are not scored. Valid for the
+    /// peak-sum objective (see <see cref="GainBound"/>).
+    /// </summary>
+    private double SwapGainBound(int a, int x, int b, int y)
+    {
+        _stamp++;
+        _mark[a] = _stamp;
+        _mark[b] = _stamp;
+        var comm = a / _devicesPerNode != b / _devicesPerNode ? 2 * ((x >= 0 ? _load[x] : 0) + (y >= 0 ? _load[y] : 0)) : 0;
+        return GainBound(_devW[a] + _devW[b], comm);
+    }
+
+    private double ReplicateGainBound(int x, int j, int f)
+    {
+        _stamp++;
+        var weight = MarkReplicas(x);
+        var b = j / _s;
+        if (_mark[b] != _stamp)
+        {
+            _mark[b] = _stamp;
+            weight += _devW[b];
+        }
+
+        var comm = _load[x];
+        if (f >= 0)
+        {
+            weight += MarkReplicas(f);
+            comm += _load[f];
+        }
+
+        return GainBound(weight, comm);
+    }
+
+    private double DropGainBound(int x)
+    {
+        _stamp++;
+        return GainBound(MarkReplicas(x), _load[x]);
+    }
+
+    /// <summary>Marks the devices holding <paramref name="x"/>; returns their weighted loads' sum (newly marked only).</summary>
+    private double MarkReplicas(int x)
+    {
+        var weight = 0.0;
+        for (var slot = _repHead[x]; slot >= 0; slot = _repNext[slot])
+        {
+            var d = slot / _s;
+            if (_mark[d] != _stamp)
+            {
+                _mark[d] = _stamp;
+                weight += _devW[d];
+            }
+        }
+
+        return weight;
+    }
+
+    /// <summary>
+    /// Upper bound on the gain of an operation that changes only the marked devices' loads and keeps each scenario's
+    /// total: a scenario's peak falls at most to its busiest unmarked device, and not at all when its peak device is
+    /// unmarked; the tie-breaker falls at most by the marked devices' weighted squares, at most the highest peak times
+    /// their weighted loads (<paramref name="markedWeight"/>); the comm term at most by one token share per replica
+    /// gained or lost, from <paramref name="commLoad"/>, the predicted load of the experts whose replicas change
+    /// (counted once per change).
+    /// </summary>
+    private double GainBound(double markedWeight, double commLoad)
+    {
+        var gain = 0.0;
+        var highest = 0.0;
+        for (var k = 0; k < _k1; k++)
+        {
+            highest = Math.Max(highest, _peak[k]);
+            if (_mark[_order[k * _d]] == _stamp)
+            {
+                gain += _w[k] * (_peak[k] - Math.Max(0, MaxUnmarked(k)));
+            }
+        }
+
+        var tie = _bestEp > 0 ? TieWeight * highest * markedWeight / (_bestEp * _d) : 0;
+        var comm = _commWeight > 0 ? _commWeight * commLoad * ((1.0 / _nodes) + (_affinity ? 1 : 0)) / _d : 0;
+        return gain + tie + comm;
     }
 
     /// <summary>Change in objective when x (on a) and y (on b) trade places; either may be -1 (a move).</summary>
