@@ -2032,6 +2032,11 @@ internal sealed class OmniLayerSolver
 
                     var gap = _recvGap[r];
                     var level = _recvLoad[r];
+                    if ((load + level) * 0.5 * (1 - 1e-12) >= secondTop)
+                    {
+                        break; // no swap with this or a warmer device levels a below the second partner found
+                    }
+
                     for (var t = _recvStart[r]; t < _recvStart[r + 1]; t++)
                     {
                         var shift = ux - _recvShare[t];

@@ -13,7 +13,7 @@ using ExpertBridge.Scripting;
 //   cpu    [--cases=...] [--cadences=...] [key=value ...]
 //       thread CPU time of each decision of one policy instance over a replay, the library compiled in with its
 //       defaults (which are omniplacement.csx's header values); key=value pairs override them.
-//   steady [--cases=...] [--repeat=N] [key=value ...]
+//   steady [--cases=...] [--repeat=N] [--only=steady|cold] [key=value ...]
 //       thread CPU time of OmniPlacementBenchmarks' calls (a fresh instance per call, window 100): the rebalance at
 //       step 500 from the policy's own placement of step 400 (steady) and the first one at step 100 (cold).
 // The pareto and static modes run the real scripts (policies/NAME.csx) through the scripting host; key=value pairs
@@ -158,6 +158,11 @@ switch (mode)
             var steady = Context(5 * window, current);
             foreach (var (name, context) in new[] { ("steady", steady), ("cold", cold) })
             {
+                if (Flag("only") is { } only && only != name)
+                {
+                    continue;
+                }
+
                 var times = new List<double>();
                 OmniPlacementReport? report = null;
                 for (var r = 0; r < repeat + 2; r++)
