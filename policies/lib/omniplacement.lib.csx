@@ -1854,12 +1854,12 @@ internal sealed class OmniLayerSolver
                 return written;
             }
 
-            if (repair >= KickRepairs || written >= writesLeft)
+            if (repair >= KickRepairs || written >= writesLeft || (repair >= KickRepairs / 2 && delta > 0))
             {
-                break;
+                break; // out of repairs, or half of them spent and the chain still loses: it rarely pays after that
             }
 
-            var best = FindBest(1e-9 * Math.Max(_bestEp, 1e-12), writesLeft - written, allowance);
+            var best = FindBest(1e-9 * Math.Max(_bestEp, 1e-12), writesLeft - written, allowance, robust: false);
             if (best.Kind == OpKind.None)
             {
                 break;
@@ -1962,7 +1962,7 @@ internal sealed class OmniLayerSolver
 
     private static int Writes(OpKind kind) => kind == OpKind.Swap ? 2 : 1;
 
-    private Op FindBest(double floor, int writesLeft, int allowance)
+    private Op FindBest(double floor, int writesLeft, int allowance, bool robust = true)
     {
 
         var best = new Op(OpKind.None, -1, -1, -1, floor);
@@ -1984,7 +1984,7 @@ internal sealed class OmniLayerSolver
             best = BestFromDevice(_order[0], 0, best, writesLeft);
         }
 
-        if (worst > 0 && (_w[0] <= 0 || _order[worst * _d] != _order[0]))
+        if (worst > 0 && (_w[0] <= 0 || (robust && _order[worst * _d] != _order[0])))
         {
             best = BestFromDevice(_order[worst * _d], worst, best, writesLeft);
         }
