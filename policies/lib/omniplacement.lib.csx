@@ -1859,7 +1859,7 @@ internal sealed class OmniLayerSolver
                 break; // out of repairs, or half of them spent and the chain still loses: it rarely pays after that
             }
 
-            var best = FindBest(1e-9 * Math.Max(_bestEp, 1e-12), writesLeft - written, allowance, robust: false);
+            var best = FindBest(1e-9 * Math.Max(_bestEp, 1e-12), writesLeft - written, allowance);
             if (best.Kind == OpKind.None)
             {
                 break;
@@ -1962,7 +1962,7 @@ internal sealed class OmniLayerSolver
 
     private static int Writes(OpKind kind) => kind == OpKind.Swap ? 2 : 1;
 
-    private Op FindBest(double floor, int writesLeft, int allowance, bool robust = true)
+    private Op FindBest(double floor, int writesLeft, int allowance)
     {
 
         var best = new Op(OpKind.None, -1, -1, -1, floor);
@@ -1984,7 +1984,7 @@ internal sealed class OmniLayerSolver
             best = BestFromDevice(_order[0], 0, best, writesLeft);
         }
 
-        if (worst > 0 && (_w[0] <= 0 || (robust && _order[worst * _d] != _order[0])))
+        if (worst > 0 && (_w[0] <= 0 || _order[worst * _d] != _order[0]))
         {
             best = BestFromDevice(_order[worst * _d], worst, best, writesLeft);
         }

@@ -48,6 +48,13 @@ switch (mode)
             foreach (var (w, i) in cadences)
             {
                 var replay = new ReplayOptions { Window = w, Interval = i, ExpertGroups = c.Groups };
+                if (Flag("lib") is not null)
+                {
+                    var lib = ReplayEngine.Run(trace, c.Topology, new OmniPlacementPolicy(new PolicyOptions(overrides, "command line")), replay);
+                    Console.WriteLine($"| {c.Name} | ({w}, {i}) | lib | {lib.ImbalanceMean:F4} | {lib.ExpertsMoved} |");
+                    continue;
+                }
+
                 var eplb = ReplayEngine.Run(trace, c.Topology, BuiltInPolicies.TryCreate("eplb")!, replay);
                 using var keepSlots = Open("eplb", []);
                 var eplbKeep = ReplayEngine.Run(trace, c.Topology, keepSlots, replay);
