@@ -1854,9 +1854,9 @@ internal sealed class OmniLayerSolver
                 return written;
             }
 
-            if (repair >= KickRepairs || written >= writesLeft || (repair >= KickRepairs / 2 && delta > 0))
+            if (repair >= KickRepairs || written >= writesLeft)
             {
-                break; // out of repairs, or half of them spent and the chain still loses: it rarely pays after that
+                break;
             }
 
             var best = FindBest(1e-9 * Math.Max(_bestEp, 1e-12), writesLeft - written, allowance);
@@ -1984,7 +1984,7 @@ internal sealed class OmniLayerSolver
             best = BestFromDevice(_order[0], 0, best, writesLeft);
         }
 
-        if (worst > 0 && (_w[0] <= 0 || _order[worst * _d] != _order[0]))
+        if (worst > 0)
         {
             best = BestFromDevice(_order[worst * _d], worst, best, writesLeft);
         }
