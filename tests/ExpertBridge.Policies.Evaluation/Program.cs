@@ -6,8 +6,9 @@ using ExpertBridge.Core.Traces;
 using ExpertBridge.Scripting;
 
 // Evaluation harness for the OmniPlacement scripts on the shared trace suite (docs/policy-evaluation.md).
-//   pareto [--cases=drifting,...] [--cadences=300:300,100:100,50:25] [--layers=N] [--script=NAME] [key=value ...]
-//       replays EPLB (the built-in, raw), eplb.csx (keep-slots) and the script at each cadence.
+//   pareto [--cases=drifting,...] [--cadences=300:300,100:100,50:25] [--layers=N] [--script=NAME] [--lib=1] [key=value ...]
+//       replays EPLB (the built-in, raw), eplb.csx (keep-slots) and the script at each cadence; --lib=1 replays only
+//       the library compiled in (with its defaults, omniplacement.csx's header values), for quick A/B of the library.
 //   static [--cases=...] [--window=N] [--script=NAME] [key=value ...]
 //       fits the script and EPLB on one window and scores both on that window, layer by layer.
 //   cpu    [--cases=...] [--cadences=...] [key=value ...]
