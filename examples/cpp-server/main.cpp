@@ -7,7 +7,13 @@
 // decides, copies weights and commits in the background; serving never stops. Mid-run the program rewrites the policy
 // file and watches the bridge reload it.
 //
-// Output: a progress line about once a second and a closing summary; with EXPERTBRIDGE_SUMMARY=<file>, a JSON summary.
+// Two modes. `--backend host` (the default; CI): weights in host memory, dot products on the CPU, the bridge copies
+// with memcpy. `--backend cuda` (built when CMake finds a CUDA compiler): weights in device memory on N GPUs
+// (DeepSeek-V3-sized experts by default), bf16 expert FFN GEMMs per slot, one stream per GPU, the bridge relocates with
+// peer copies while serving, and the slots of every committed layer are checksummed on the GPUs.
+//
+// Output: a progress line about once a second and a closing summary; with EXPERTBRIDGE_SUMMARY=<file>, a JSON summary
+// (including the expert-compute latency per step, mean/p50/p99, of the first window and of the last).
 // Exit code: 0 on success, 1 when a checksum mismatched or a call failed, 2 on bad arguments.
 #include <algorithm>
 #include <chrono>
@@ -17,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -26,6 +33,9 @@
 #include <unistd.h>
 
 #include "expertbridge.h"
+#ifdef EB_WITH_CUDA
+#include "gpu_experts.h"
+#endif
 
 namespace {
 
@@ -36,7 +46,9 @@ struct Options {
     int experts = 64;
     int devices = 8;
     int slots_per_device = 9;
-    int hidden = 64;           // floats per weight tensor
+    std::string backend = "host";  // host | cuda
+    int hidden = 64;           // host: floats per weight tensor; cuda: the model's hidden size (DeepSeek-V3: 7168)
+    int inter = 2048;          // cuda: the expert's intermediate size (DeepSeek-V3: 2048)
     int tensors = 2;           // weight tensors per expert (w_in, w_out)
     int tokens = 512;          // tokens per step
     int top_k = 8;
@@ -54,7 +66,8 @@ struct Options {
 {
     std::fprintf(stderr, "error: %s\n", error);
     std::fprintf(stderr,
-                 "usage: cpp-server --policy <file.csx|builtin> [--steps N] [--layers N] [--experts N] [--devices N]\n"
+                 "usage: cpp-server --policy <file.csx|builtin> [--backend host|cuda] [--steps N] [--layers N]\n"
+                 "                  [--experts N] [--devices N] [--inter N]\n"
                  "                  [--slots-per-device N] [--hidden N] [--tokens N] [--top-k N] [--shift-every N]\n"
                  "                  [--rewrite-at STEP] [--rewrite-every N] [--window N] [--metrics-port P]\n"
                  "                  [--quiet]\n");
@@ -75,6 +88,7 @@ long parse_long(const char* flag, const char* value, long min)
 Options parse(int argc, char** argv)
 {
     Options o;
+    bool hidden_given = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--quiet") {
@@ -86,12 +100,14 @@ Options parse(int argc, char** argv)
         }
         const char* v = argv[++i];
         if (a == "--policy") o.policy = v;
+        else if (a == "--backend") o.backend = v;
+        else if (a == "--inter") o.inter = static_cast<int>(parse_long("--inter", v, 1));
         else if (a == "--steps") o.steps = parse_long("--steps", v, 1);
         else if (a == "--layers") o.layers = static_cast<int>(parse_long("--layers", v, 1));
         else if (a == "--experts") o.experts = static_cast<int>(parse_long("--experts", v, 2));
         else if (a == "--devices") o.devices = static_cast<int>(parse_long("--devices", v, 1));
         else if (a == "--slots-per-device") o.slots_per_device = static_cast<int>(parse_long("--slots-per-device", v, 1));
-        else if (a == "--hidden") o.hidden = static_cast<int>(parse_long("--hidden", v, 1));
+        else if (a == "--hidden") o.hidden = static_cast<int>(parse_long("--hidden", v, 1)), hidden_given = true;
         else if (a == "--tokens") o.tokens = static_cast<int>(parse_long("--tokens", v, 1));
         else if (a == "--top-k") o.top_k = static_cast<int>(parse_long("--top-k", v, 1));
         else if (a == "--shift-every") o.shift_every = parse_long("--shift-every", v, 0);
@@ -102,6 +118,11 @@ Options parse(int argc, char** argv)
         else usage(("unknown option " + a).c_str());
     }
     if (o.policy.empty()) usage("--policy is required");
+    if (o.backend != "host" && o.backend != "cuda") usage("--backend must be host or cuda");
+#ifndef EB_WITH_CUDA
+    if (o.backend == "cuda") usage("--backend cuda: this build has no CUDA mode (CMake found no CUDA compiler)");
+#endif
+    if (o.backend == "cuda" && !hidden_given) o.hidden = 7168;  // DeepSeek-V3
     if (o.devices * o.slots_per_device < o.experts) usage("--devices x --slots-per-device must be >= --experts");
     if (o.top_k > o.experts) usage("--top-k must be <= --experts");
     if (o.rewrite_at < 0) o.rewrite_at = o.steps * 2 / 5;
@@ -141,6 +162,29 @@ long rss_kib()
     long pages = 0, resident = 0;
     statm >> pages >> resident;
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// Latency of one window of steps: mean, median and 99th percentile, in milliseconds.
+struct Latency {
+    double mean = 0, p50 = 0, p99 = 0;
+};
+
+Latency latency_of(std::vector<double> ms)
+{
+    Latency r;
+    if (ms.empty()) return r;
+    std::sort(ms.begin(), ms.end());
+    for (double v : ms) r.mean += v / static_cast<double>(ms.size());
+    r.p50 = ms[ms.size() / 2];
+    r.p99 = ms[std::min(ms.size() - 1, static_cast<size_t>(std::ceil(0.99 * static_cast<double>(ms.size()))) - 1)];
+    return r;
+}
+
+std::string json_of(const Latency& l)
+{
+    std::ostringstream s;
+    s << "{ \"mean\": " << l.mean << ", \"p50\": " << l.p50 << ", \"p99\": " << l.p99 << " }";
+    return s.str();
 }
 
 #define EB_CHECK(call)                                                                          \
@@ -236,7 +280,7 @@ int main(int argc, char** argv)
     std::ostringstream config;
     config << "{ \"model\": { \"layers\": " << o.layers << ", \"experts\": " << o.experts << " },"
            << " \"topology\": { \"devices\": " << o.devices << ", \"slotsPerDevice\": " << o.slots_per_device << " },"
-           << " \"backend\": \"host\", \"policy\": \"" << policy << "\", \"policyTimeoutMs\": 10000,"
+           << " \"backend\": \"" << o.backend << "\", \"policy\": \"" << policy << "\", \"policyTimeoutMs\": 10000,"
            << " \"policyOptions\": { \"keep-slots\": true },"
            << " \"rebalance\": { \"imbalanceTrigger\": 1.15, \"checkEverySteps\": 25, \"windowSteps\": " << o.window
            << ", \"warmupSteps\": " << o.window << ", \"minStepsBetween\": " << 2 * o.window << " },"
@@ -251,8 +295,14 @@ int main(int argc, char** argv)
     info.struct_size = sizeof info;
     EB_CHECK(eb_get_info(bridge, &info));
 
-    // Expert weights: one buffer per (layer, slot, tensor), filled with the weights of the expert the slot starts with.
-    std::vector<std::vector<float>> weights(static_cast<size_t>(o.layers) * slots * o.tensors, std::vector<float>(expert_floats));
+    // Expert weights: host mode, one buffer per (layer, slot, tensor), filled with the weights of the expert the slot
+    // starts with; cuda mode, device memory on the slot's GPU (GpuExperts).
+    const bool cuda = o.backend == "cuda";
+    std::vector<std::vector<float>> weights(cuda ? 0 : static_cast<size_t>(o.layers) * slots * o.tensors, std::vector<float>(expert_floats));
+#ifdef EB_WITH_CUDA
+    std::unique_ptr<GpuExperts> gpu;
+    if (cuda) gpu = std::make_unique<GpuExperts>(o.devices, o.slots_per_device, o.layers, o.hidden, o.inter, o.tokens);
+#endif
     std::vector<uint64_t> expected(static_cast<size_t>(o.layers) * o.experts * o.tensors);
     std::vector<int32_t> phy2log(static_cast<size_t>(o.layers) * slots);
     std::vector<int32_t> log2phy(static_cast<size_t>(o.layers) * o.experts * info.max_replicas);
@@ -267,7 +317,29 @@ int main(int argc, char** argv)
     mapping.replica_counts = replicas.data();
     mapping.replica_counts_capacity = replicas.size();
     EB_CHECK(eb_get_mapping(bridge, &mapping));
-    for (int l = 0; l < o.layers; ++l) {
+    // Tells the bridge where tensor t of (layer, slot) lives: host memory, or device memory on the slot's GPU.
+    auto register_tensor = [&](int layer, int slot, int t, void* data, size_t bytes) {
+        eb_tensor_desc d{};
+        d.struct_size = sizeof d;
+        d.layer = layer;
+        d.slot = slot;
+        d.tensor_index = t;
+        d.device = slot / o.slots_per_device;
+        d.data = data;
+        d.bytes = bytes;
+        EB_CHECK(eb_register_tensor(bridge, &d));
+    };
+    for (int l = 0; l < o.layers && cuda; ++l) {
+#ifdef EB_WITH_CUDA
+        for (int s = 0; s < slots; ++s) {
+            gpu->load(l, s, phy2log[l * slots + s]);
+            for (int t = 0; t < GpuExperts::kTensors; ++t) {
+                register_tensor(l, s, t, gpu->tensor(l, s, t), gpu->tensor_bytes(t));
+            }
+        }
+#endif
+    }
+    for (int l = 0; l < o.layers && !cuda; ++l) {
         for (int e = 0; e < o.experts; ++e) {
             for (int t = 0; t < o.tensors; ++t) {
                 std::vector<float> w(expert_floats);
@@ -280,15 +352,7 @@ int main(int argc, char** argv)
             for (int t = 0; t < o.tensors; ++t) {
                 auto& w = weights[(static_cast<size_t>(l) * slots + s) * o.tensors + t];
                 for (size_t i = 0; i < expert_floats; ++i) w[i] = weight(l, e, t, static_cast<int>(i));
-                eb_tensor_desc d{};
-                d.struct_size = sizeof d;
-                d.layer = l;
-                d.slot = s;
-                d.tensor_index = t;
-                d.device = s / o.slots_per_device;
-                d.data = w.data();
-                d.bytes = w.size() * sizeof(float);
-                EB_CHECK(eb_register_tensor(bridge, &d));
+                register_tensor(l, s, t, w.data(), w.size() * sizeof(float));
             }
         }
     }
@@ -302,7 +366,14 @@ int main(int argc, char** argv)
     for (size_t i = 0; i < activation.size(); ++i) activation[i] = std::sin(static_cast<float>(i));
 
     int64_t epoch = mapping.epoch;
-    long mismatches = 0, policy_rewrites = 0, mapping_updates = 0;
+    long mismatches = 0, policy_rewrites = 0, mapping_updates = 0, layers_verified = 0;
+#ifdef EB_WITH_CUDA
+    // Every slot of every layer holds the expert the starting mapping names (replicas included).
+    for (int l = 0; l < o.layers && cuda; ++l, ++layers_verified) mismatches += gpu->verify(l, phy2log.data() + static_cast<size_t>(l) * slots);
+#endif
+    std::vector<double> window_latency;      // expert compute per step (ms) of the current window
+    Latency latency_first, latency_last;
+    const long latency_warmup = cuda ? std::min<long>(o.window / 4, 50) : 0;
     double imbalance_sum = 0, step_ms_sum = 0;
     std::vector<double> window_imbalance;
     std::vector<double> window_step_ms;
@@ -337,6 +408,26 @@ int main(int argc, char** argv)
             }
             for (int s = 0; s < slots; ++s) {
                 int n = slot_tokens[l * slots + s];
+                device_load[static_cast<size_t>(s / o.slots_per_device)] += n;
+            }
+            double mx = 0, sum = 0;
+            for (double d : device_load) {
+                mx = std::max(mx, d);
+                sum += d;
+            }
+            step_imbalance += sum > 0 ? mx / (sum / o.devices) : 1.0;
+        }
+        step_imbalance /= o.layers;
+
+        // The experts' work: on the GPUs (each GPU its slots, the step ends with the slowest), or dot products here.
+        auto c0 = std::chrono::steady_clock::now();
+        double compute_ms = 0;
+#ifdef EB_WITH_CUDA
+        if (cuda) compute_ms = gpu->step(slot_tokens.data());
+#endif
+        for (int l = 0; l < o.layers && !cuda; ++l) {
+            for (int s = 0; s < slots; ++s) {
+                int n = slot_tokens[l * slots + s];
                 if (n == 0) continue;
                 int e = phy2log[l * slots + s];
                 // The checksum: does this slot hold the weights of the expert the mapping routes to it?
@@ -356,16 +447,12 @@ int main(int argc, char** argv)
                     acc += dot;
                 }
                 sink += acc;
-                device_load[static_cast<size_t>(s / o.slots_per_device)] += n;
             }
-            double mx = 0, sum = 0;
-            for (double d : device_load) {
-                mx = std::max(mx, d);
-                sum += d;
-            }
-            step_imbalance += sum > 0 ? mx / (sum / o.devices) : 1.0;
         }
-        step_imbalance /= o.layers;
+        if (!cuda) compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c0).count();
+        // The first steps of a GPU run pay one-time costs (lazy kernel loading, cuBLAS heuristics for new shapes):
+        // they stay out of the latency windows so "before balancing" is not inflated by start-up.
+        if (step >= latency_warmup) window_latency.push_back(compute_ms);
 
         EB_CHECK(eb_record_step(bridge, epoch, slot_tokens.data(), slot_tokens.size()));
         uint32_t n_changed = 0;
@@ -374,6 +461,12 @@ int main(int argc, char** argv)
             EB_CHECK(eb_get_mapping(bridge, &mapping));
             epoch = mapping.epoch;
             ++mapping_updates;
+#ifdef EB_WITH_CUDA
+            // The committed layers' slots, checksummed on their GPUs, must hold the experts the new mapping names.
+            for (uint32_t i = 0; i < n_changed && cuda; ++i, ++layers_verified) {
+                mismatches += gpu->verify(changed[i], phy2log.data() + static_cast<size_t>(changed[i]) * slots);
+            }
+#endif
         }
 
         bool rewrite_now = step == o.rewrite_at || (o.rewrite_every > 0 && step > o.rewrite_at && (step - o.rewrite_at) % o.rewrite_every == 0);
@@ -395,6 +488,9 @@ int main(int argc, char** argv)
             window_step_ms.push_back(step_ms_sum / o.window);
             imbalance_sum = 0;
             step_ms_sum = 0;
+            latency_last = latency_of(window_latency);
+            if (window_imbalance.size() == 1) latency_first = latency_last;
+            window_latency.clear();
             if (window_imbalance.size() == 2) rss_after_warmup = rss_kib();
         }
 
@@ -431,6 +527,9 @@ int main(int argc, char** argv)
     double last_step_ms = window_step_ms.empty() ? 0 : window_step_ms.back();
     g_sink = sink;  // keeps the dot products from being optimised away
     EB_CHECK(eb_destroy(bridge));
+#ifdef EB_WITH_CUDA
+    gpu.reset();  // after the bridge: its relocation engine holds staging memory on the same devices
+#endif
 
     std::printf("\nsummary: %ld steps in %.1f s; imbalance (max/mean device load) first window %.3f -> last window %.3f; "
                 "%lld rebalances, %lld layers committed, %lld experts moved (%.1f MiB); policy rewritten %ld time(s), "
@@ -440,6 +539,10 @@ int main(int argc, char** argv)
                 static_cast<double>(stats.bytes_moved) / (1024.0 * 1024.0), policy_rewrites,
                 static_cast<long long>(stats.policy_reloads), static_cast<long long>(stats.policy_failures), mismatches,
                 rss_after_warmup, rss_end);
+    std::printf("expert compute per step (%s; the first %ld steps are warm-up): first window mean %.3f ms (p50 %.3f, p99 %.3f) -> "
+                "last window mean %.3f ms (p50 %.3f, p99 %.3f); %ld layer checksum passes\n",
+                o.backend.c_str(), latency_warmup, latency_first.mean, latency_first.p50, latency_first.p99, latency_last.mean, latency_last.p50,
+                latency_last.p99, layers_verified);
 
     if (const char* path = std::getenv("EXPERTBRIDGE_SUMMARY"); path != nullptr && path[0] != '\0') {
         std::ofstream f(path);
@@ -458,6 +561,13 @@ int main(int argc, char** argv)
           << "  \"imbalanceLastWindow\": " << last_window << ",\n"
           << "  \"stepMsFirstWindow\": " << first_step_ms << ",\n"
           << "  \"stepMsLastWindow\": " << last_step_ms << ",\n"
+          << "  \"backend\": \"" << o.backend << "\",\n"
+          << "  \"devices\": " << o.devices << ",\n"
+          << "  \"expertBytes\": " << (cuda ? static_cast<long long>(2 * o.inter + o.inter) * o.hidden * 2 : static_cast<long long>(o.tensors) * o.hidden * 4) << ",\n"
+          << "  \"latencyMsFirstWindow\": " << json_of(latency_first) << ",\n"
+          << "  \"latencyMsLastWindow\": " << json_of(latency_last) << ",\n"
+          << "  \"latencyWarmupSteps\": " << latency_warmup << ",\n"
+          << "  \"layerChecksumPasses\": " << layers_verified << ",\n"
           << "  \"stepsDropped\": " << stats.steps_dropped << ",\n"
           << "  \"rssKibAfterWarmup\": " << rss_after_warmup << ",\n"
           << "  \"rssKibEnd\": " << rss_end << ",\n"

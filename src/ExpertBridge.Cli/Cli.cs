@@ -144,8 +144,11 @@ internal static class Cli
         var parsed = ArgumentParser.Parse(verb.Name, [.. verb.Options, .. CommonOptions], rest);
         var progress = parsed.Has(s_quiet) ? ProgressMode.None
             : services.Progress ?? (ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected ? ProgressMode.Bar : ProgressMode.Lines);
-        var policies = services.Policies ?? new ScriptPolicyResolver(services.Scripting);
-        var context = new CliContext(stdout, stderr, policies, services.Scripting, progress, services.Cancellation);
+        var scripting = parsed.Has(SharedOptions.PolicyTimeout)
+            ? services.Scripting with { DecisionTimeout = TimeSpan.FromMilliseconds(parsed.Get(SharedOptions.PolicyTimeout)) }
+            : services.Scripting;
+        var policies = services.Policies ?? new ScriptPolicyResolver(scripting);
+        var context = new CliContext(stdout, stderr, policies, scripting, progress, services.Cancellation);
         return verb.Execute(parsed, context);
     }
 

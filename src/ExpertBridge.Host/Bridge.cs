@@ -15,7 +15,7 @@ public sealed class BridgeServices
     /// <summary>Replaces the config's policy (embedders with their own policy, tests); see <see cref="PolicySources.ForPolicy"/>.</summary>
     public Func<HostConfig, IPolicySource>? PolicySourceFactory { get; init; }
 
-    /// <summary>Builds the relocator for a device backend (cuda, cann: the device layer), or replaces the built-in ones.</summary>
+    /// <summary>Replaces the relocator the config's backend selects (host, none, cuda, cann); null keeps the built-in one.</summary>
     public Func<HostConfig, IExpertRelocator?>? RelocatorFactory { get; init; }
 }
 
@@ -492,7 +492,7 @@ public sealed partial class Bridge : IDisposable
         {
             BackendKind.Host => new HostMemoryRelocator(config.Topology, config.Layers),
             BackendKind.None => new MappingOnlyRelocator(config.Topology.ExpertBytes),
-            _ => throw new InputException($"{config.Source}: backend", "a backend this build provides (host, none)", $"'{config.Backend.ToString().ToLowerInvariant()}' needs the device layer (ExpertBridge.Devices), which this build does not include"),
+            _ => DeviceRelocator.Open(config),
         };
     }
 

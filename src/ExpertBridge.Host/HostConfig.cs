@@ -59,6 +59,25 @@ public sealed record MoveBudgetConfig
     public int MaxLayersPerBoundary { get; init; } = 1;
 }
 
+/// <summary>The device layer's settings for backend <c>cuda</c> / <c>cann</c> (docs/host.md, key <c>device</c>).</summary>
+public sealed record DeviceConfig
+{
+    /// <summary>Bind ExpertBridge's emulator of the vendor library instead of the driver (CI, machines without accelerators).</summary>
+    public bool Emulated { get; init; }
+
+    /// <summary>Compare a checksum of every moved expert with its source before its layer counts as staged.</summary>
+    public bool Verify { get; init; }
+
+    /// <summary>Dedicated low-priority copy streams per device.</summary>
+    public int CopyStreamsPerDevice { get; init; } = 2;
+
+    /// <summary>Copies in flight per device (as source or target).</summary>
+    public int MaxInFlightPerDevice { get; init; } = 4;
+
+    /// <summary>A copy not finished this long after it was enqueued fails its layer (the mapping in force stays).</summary>
+    public TimeSpan TransferTimeout { get; init; } = TimeSpan.FromSeconds(60);
+}
+
 /// <summary>Prometheus text exposition on a loopback port.</summary>
 public sealed record MetricsConfig
 {
@@ -87,6 +106,9 @@ public sealed record HostConfig
     public Topology Topology { get; init; } = Topology.Create(1, 1);
 
     public BackendKind Backend { get; init; } = BackendKind.Host;
+
+    /// <summary>Device layer settings (backend cuda / cann only).</summary>
+    public DeviceConfig Device { get; init; } = new();
 
     /// <summary>A built-in policy name, the full path of a .csx script, or a bare name looked up in <see cref="PolicyDirectory"/>.</summary>
     public string Policy { get; init; } = "trivial";
@@ -148,7 +170,7 @@ public sealed record HostConfig
         }
 
         var r = new ConfigReader(source);
-        r.OnlyKeys(root, "", "model", "topology", "backend", "policy", "policyDirectory", "policyOptions", "policyTimeoutMs", "rebalance", "moveBudget", "metrics", "logging");
+        r.OnlyKeys(root, "", "model", "topology", "backend", "device", "policy", "policyDirectory", "policyOptions", "policyTimeoutMs", "rebalance", "moveBudget", "metrics", "logging");
 
         var model = r.Object(root, "model", required: true)!;
         r.OnlyKeys(model, "model", "layers", "experts", "expertGroups");
@@ -190,6 +212,25 @@ public sealed record HostConfig
             "CANN" => BackendKind.Cann,
             _ => throw r.Error("backend", "one of host, none, cuda, cann", $"got '{backendText}'"),
         };
+
+        var deviceConfig = new DeviceConfig();
+        if (r.Object(root, "device", required: false) is { } dev)
+        {
+            if (backend is not (BackendKind.Cuda or BackendKind.Cann))
+            {
+                throw r.Error("device", "device settings only with backend cuda or cann", $"backend is '{backendText}'");
+            }
+
+            r.OnlyKeys(dev, "device", "emulated", "verify", "copyStreamsPerDevice", "maxInFlightPerDevice", "transferTimeoutMs");
+            deviceConfig = new DeviceConfig
+            {
+                Emulated = r.Bool(dev, "device.emulated", deviceConfig.Emulated),
+                Verify = r.Bool(dev, "device.verify", deviceConfig.Verify),
+                CopyStreamsPerDevice = r.Int(dev, "device.copyStreamsPerDevice", deviceConfig.CopyStreamsPerDevice, min: 1, max: 16),
+                MaxInFlightPerDevice = r.Int(dev, "device.maxInFlightPerDevice", deviceConfig.MaxInFlightPerDevice, min: 1, max: 1024),
+                TransferTimeout = TimeSpan.FromMilliseconds(r.Int(dev, "device.transferTimeoutMs", (int)deviceConfig.TransferTimeout.TotalMilliseconds, min: 1, max: 3_600_000)),
+            };
+        }
 
         var policy = r.String(root, "policy", "trivial");
         if (policy.Length == 0)
@@ -292,6 +333,7 @@ public sealed record HostConfig
             ExpertGroups = groups,
             Topology = Topology.Create(devices, slotsPerDevice, nodes, expertBytes),
             Backend = backend,
+            Device = deviceConfig,
             Policy = policy,
             PolicyDirectory = policyDirectory,
             PolicyOptions = new PolicyOptions(options, $"{source}: policyOptions"),
@@ -376,6 +418,17 @@ public sealed record HostConfig
 
             var v = t.Value<double>();
             return double.IsFinite(v) && v >= 0 ? v : throw Error(key, "a finite number >= 0", $"got {v.ToString(CultureInfo.InvariantCulture)}");
+        }
+
+        public bool Bool(JObject obj, string key, bool fallback)
+        {
+            var t = obj[LastPart(key)];
+            if (t is null || t.Type == JTokenType.Null)
+            {
+                return fallback;
+            }
+
+            return t.Type == JTokenType.Boolean ? t.Value<bool>() : throw Error(key, "true or false", $"found {Describe(t)}");
         }
 
         public string String(JObject obj, string key, string fallback)

@@ -7,62 +7,19 @@ namespace ExpertBridge.Host;
 /// The host backend: expert tensors live in this process's memory and move with memcpy. Staging buffers are
 /// allocated per moved slot and freed at commit. Thread-safe: registration, staging and commit serialise on one lock.
 /// </summary>
-internal sealed unsafe class HostMemoryRelocator : IExpertRelocator
+internal sealed unsafe class HostMemoryRelocator(Topology topology, int layers) : IExpertRelocator
 {
-    private const int MaxTensorsPerExpert = 64;
-
-    private readonly Topology _topology;
-    private readonly int _layers;
+    private readonly Topology _topology = topology;
+    private readonly TensorTable _tensors = new(topology, layers);
     private readonly object _gate = new();
-
-    // [layer * slots + slot][tensor] -> address (0: not registered); per layer the bytes of each tensor index.
-    private readonly nint[][] _addresses;
-    private readonly long[][] _bytes;
     private bool _disposed;
-
-    public HostMemoryRelocator(Topology topology, int layers)
-    {
-        _topology = topology;
-        _layers = layers;
-        _addresses = new nint[layers * topology.Slots][];
-        _bytes = new long[layers][];
-        for (var l = 0; l < layers; l++)
-        {
-            _bytes[l] = [];
-        }
-    }
 
     public void Register(TensorRegistration t)
     {
-        if ((uint)t.TensorIndex >= MaxTensorsPerExpert)
-        {
-            throw new InputException($"layer {t.Layer} slot {t.Slot} tensor {t.TensorIndex}", $"tensor index in [0, {MaxTensorsPerExpert})", $"got {t.TensorIndex}");
-        }
-
-        if (t.Address == 0)
-        {
-            throw new InputException($"layer {t.Layer} slot {t.Slot} tensor {t.TensorIndex}", "a non-null address", "the pointer is null");
-        }
-
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var sizes = _bytes[t.Layer];
-            if (t.TensorIndex < sizes.Length && sizes[t.TensorIndex] != 0 && sizes[t.TensorIndex] != t.Bytes)
-            {
-                throw new InputException($"layer {t.Layer} slot {t.Slot} tensor {t.TensorIndex}", "every slot of a layer holds tensors of the same sizes", $"{t.Bytes} bytes, but this tensor of another slot of the layer has {sizes[t.TensorIndex]}");
-            }
-
-            if (t.TensorIndex >= sizes.Length)
-            {
-                Array.Resize(ref _bytes[t.Layer], t.TensorIndex + 1);
-                sizes = _bytes[t.Layer];
-            }
-
-            sizes[t.TensorIndex] = t.Bytes;
-            ref var row = ref _addresses[(t.Layer * _topology.Slots) + t.Slot];
-            row ??= new nint[MaxTensorsPerExpert];
-            row[t.TensorIndex] = t.Address;
+            _tensors.Add(t);
         }
     }
 
@@ -70,7 +27,7 @@ internal sealed unsafe class HostMemoryRelocator : IExpertRelocator
     {
         lock (_gate)
         {
-            return _bytes[layer].Sum();
+            return _tensors.ExpertBytes(layer);
         }
     }
 
@@ -83,8 +40,7 @@ internal sealed unsafe class HostMemoryRelocator : IExpertRelocator
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            sizes = (long[])_bytes[layer].Clone();
-            RequireComplete(layer, sizes);
+            sizes = _tensors.RequireComplete(layer);
             for (var s = 0; s < target.Length; s++)
             {
                 var expert = target[s];
@@ -99,7 +55,7 @@ internal sealed unsafe class HostMemoryRelocator : IExpertRelocator
                     throw new InputException($"layer {layer} slot {s}", "a moved expert is held by some slot before the move", $"expert {expert} is in no slot of the mapping in force");
                 }
 
-                plan.Add((s, _addresses[(layer * _topology.Slots) + src][..sizes.Length]));
+                plan.Add((s, _tensors.Addresses(layer, src, sizes.Length)));
             }
         }
 
@@ -141,7 +97,7 @@ internal sealed unsafe class HostMemoryRelocator : IExpertRelocator
             var sizes = host.Sizes;
             foreach (var m in host.TakeMoves())
             {
-                var row = _addresses[(host.Layer * _topology.Slots) + m.Slot];
+                var row = _tensors.Addresses(host.Layer, m.Slot, sizes.Length);
                 long offset = 0;
                 for (var t = 0; t < sizes.Length; t++)
                 {
@@ -167,34 +123,6 @@ internal sealed unsafe class HostMemoryRelocator : IExpertRelocator
         lock (_gate)
         {
             _disposed = true;
-        }
-    }
-
-    private void RequireComplete(int layer, long[] sizes)
-    {
-        if (sizes.Length == 0)
-        {
-            throw new InputException($"layer {layer}", "every expert tensor is registered before weights move (or backend 'none')", "no tensor of this layer is registered");
-        }
-
-        for (var t = 0; t < sizes.Length; t++)
-        {
-            if (sizes[t] == 0)
-            {
-                throw new InputException($"layer {layer} tensor {t}", "tensor indices of an expert are 0, 1, ... without gaps", $"tensor {t} is not registered for any slot but tensor {sizes.Length - 1} is");
-            }
-        }
-
-        for (var s = 0; s < _topology.Slots; s++)
-        {
-            var row = _addresses[(layer * _topology.Slots) + s];
-            for (var t = 0; t < sizes.Length; t++)
-            {
-                if (row is null || row[t] == 0)
-                {
-                    throw new InputException($"layer {layer} slot {s} tensor {t}", "every expert tensor is registered before weights move", "not registered");
-                }
-            }
         }
     }
 

@@ -116,6 +116,25 @@ public sealed class ScriptPolicyTests : IDisposable
     }
 
     [Fact]
+    public void Replay_PolicyTimeout_BelowTheDecisionTimeStopsWithTheRule_AboveItRuns()
+    {
+        var trace = _cli.SkewedTrace(steps: 12);
+        var script = _cli.WriteScript("slow.csx", Scripts.Slow);
+        string[] replay = ["replay", "--trace", trace, "--policy", script, .. s_topology, "--window", "10"];
+
+        var tight = _cli.Run([.. replay, "--policy-timeout-ms", "50"]);
+        var loose = _cli.Run([.. replay, "--policy-timeout-ms", "20000"]);
+        var invalid = _cli.Run([.. replay, "--policy-timeout-ms", "0"]);
+
+        Assert.Equal(2, tight.ExitCode);
+        var line = Assert.Single(tight.StderrLines);
+        Assert.StartsWith($"expertbridge: {script}: policy 'slow' failed at step 10 (Timeout", line, StringComparison.Ordinal);
+        Assert.True(loose.ExitCode == 0, loose.Stderr);
+        Assert.Equal(2, invalid.ExitCode);
+        Assert.StartsWith("expertbridge: --policy-timeout-ms", Assert.Single(invalid.StderrLines), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void PolicyCheck_ValidScript_PrintsWhatItCheckedAndExitsZero()
     {
         var script = _cli.WriteScript("shift.csx", Scripts.Shift);

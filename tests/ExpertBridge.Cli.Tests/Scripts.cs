@@ -83,4 +83,25 @@ internal static class Scripts
 
         return new Boom();
         """;
+
+    /// <summary>Valid but slow: every decision spins for about 300 ms (stopping early when cancelled), then keeps.</summary>
+    public const string Slow = """
+        // slow: spins about 300 ms per decision
+        public sealed class Slow : IPlacementPolicy
+        {
+            public string Name => "slow";
+
+            public PolicyDecision Decide(PolicyContext context)
+            {
+                var end = DateTime.UtcNow.AddMilliseconds(300);
+                while (DateTime.UtcNow < end && !context.Cancellation.IsCancellationRequested)
+                {
+                }
+
+                return PolicyDecision.Keep("slow");
+            }
+        }
+
+        return new Slow();
+        """;
 }

@@ -34,6 +34,10 @@ public sealed class SimulateVerbTests : IDisposable
         var best = (double)json["bestEp"]!["stepLatencyMeanMs"]!;
         Assert.True(eplb < trivial, $"eplb {eplb} ms should beat trivial {trivial} ms on a skewed trace");
         Assert.True(best <= eplb, $"BestEP {best} ms is a bound; eplb gave {eplb} ms");
+        // EPLB fitted on each step's own loads beats EPLB fitted on the past window, and stays above BestEP.
+        var hindsight = (double)json["eplbHindsight"]!["stepLatencyMeanMs"]!;
+        Assert.True(hindsight < eplb, $"eplb in hindsight {hindsight} ms vs eplb {eplb} ms");
+        Assert.True(best <= hindsight, $"BestEP {best} ms vs eplb in hindsight {hindsight} ms");
     }
 
     [Fact]

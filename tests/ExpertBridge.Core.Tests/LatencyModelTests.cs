@@ -6,8 +6,9 @@ namespace ExpertBridge.Core.Tests;
 
 public class LatencyModelTests
 {
-    private static GemmTable Table(double factor = 1.0) =>
-        new("test", "fp8", 1024, 512, [(1, 0.04), (128, 0.04), (1024, 0.10)], factor, "test table");
+    // follow: the back-to-back time of an expert with 64 tokens (0: no additivity points, followers cost a single call).
+    private static GemmTable Table(double follow = 0) =>
+        new("test", "fp8", 1024, 512, [(1, 0.04), (128, 0.04), (1024, 0.10)], follow > 0 ? [(64, follow)] : [], "test table");
 
     [Fact]
     public void GemmTable_Interpolates_FlatBelowLinearBetweenExtrapolatesAbove()
@@ -26,7 +27,8 @@ public class LatencyModelTests
         var t = GemmTable.Default;
         Assert.Equal("NVIDIA H200", t.Card);
         Assert.Equal("fp8", t.Dtype);
-        Assert.InRange(t.BackToBackFactor, 0.5, 1.0);
+        Assert.InRange(t.BackToBackMillis(64), 0.5 * t.Millis(64), t.Millis(64));
+        Assert.True(t.BackToBackMillis(8192) > t.BackToBackMillis(4096));
         Assert.True(t.Millis(4096) > t.Millis(64));
     }
 
@@ -42,7 +44,7 @@ public class LatencyModelTests
     public void Step_UniformLoadTrivialPlacement_EqualsBestEp()
     {
         var topology = Topology.Create(devices: 4, slotsPerDevice: 8);
-        var model = new LatencyModel(MoeModel.Small, Table(0.8), Interconnect.Default);
+        var model = new LatencyModel(MoeModel.Small, Table(0.03), Interconnect.Default);
         var placement = TrivialPolicy.Build(topology, layers: 2, experts: 32);
         var counts = Enumerable.Repeat(64f, 64).ToArray();
         var step = model.Step(placement, counts);
@@ -84,5 +86,45 @@ public class LatencyModelTests
         var p = Placement.FromRows(topology, 3, [[0, 1, 0, 2]]);
         var step = model.Step(p, [2048, 0, 0]);
         Assert.Equal(0.10, step.ComputeMillisOfSlowest, 9);
+    }
+    [Fact]
+    public void GemmTable_Additivity_FollowerTimeInterpolatedFlatBelowOffsetAbove()
+    {
+        const string json = """
+            {"card": "c", "dtype": "fp8", "hidden": 1024, "intermediate": 512,
+             "points": [{"tokens": 1, "ms": 0.04}, {"tokens": 1024, "ms": 0.10}],
+             "additivity": [{"experts": 9, "tokens": 64, "msTogether": 0.25, "msOne": 0.035},
+                            {"experts": 9, "tokens": 1024, "msTogether": 1.0, "msOne": 0.1}]}
+            """;
+        var t = GemmTable.Parse(json, "t.json");
+        Assert.Equal((0.25 - 0.035) / 8, t.BackToBackMillis(64), 12);
+        Assert.Equal((1.0 - 0.1) / 8, t.BackToBackMillis(1024), 12);
+        Assert.Equal(((0.25 - 0.035) / 8 / 2) + ((1.0 - 0.1) / 8 / 2), t.BackToBackMillis(544), 12);
+        Assert.Equal(t.BackToBackMillis(64), t.BackToBackMillis(2), 12);
+        // Above the last point: the single-call curve plus the last point's difference to it.
+        Assert.Equal(t.Millis(4096) + ((1.0 - 0.1) / 8) - 0.10, t.BackToBackMillis(4096), 12);
+        Assert.Equal(0, t.BackToBackMillis(0));
+    }
+
+    [Fact]
+    public void GemmTable_AdditivityFasterThanOneCall_RejectedNamingTheRule()
+    {
+        const string json = """
+            {"points": [{"tokens": 1, "ms": 0.04}, {"tokens": 1024, "ms": 0.10}],
+             "additivity": [{"experts": 9, "tokens": 64, "msTogether": 0.03, "msOne": 0.035}]}
+            """;
+        var ex = Assert.Throws<InputException>(() => GemmTable.Parse(json, "t.json"));
+        Assert.Equal("t.json", ex.Subject);
+        Assert.Contains("msTogether > msOne", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DeviceCompute_BackToBack_FollowersCostTheirBackToBackTimeOneCostsASingleCall()
+    {
+        var model = new LatencyModel(MoeModel.Small, Table(0.03), Interconnect.Default);
+        Assert.Equal(0.04, model.DeviceComputeMillis([64]), 12);
+        Assert.Equal(0.04 + (3 * 0.03), model.DeviceComputeMillis([64, 64, 0, 64, 64]), 12);
+        // Above the one additivity point the follower keeps its difference to a single call (0.03 - 0.04).
+        Assert.Equal(0.10 + (0.10 - 0.01), model.DeviceComputeMillis([1024, 1024]), 12);
     }
 }

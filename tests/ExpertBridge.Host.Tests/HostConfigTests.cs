@@ -76,6 +76,10 @@ public class HostConfigTests
     [InlineData("{" + Model + ", \"policyOptions\": { \"k\": [1] } }", "bridge.json: policyOptions.k", "a string, number or boolean")]
     [InlineData("{" + Model + ", \"logging\": { \"level\": \"loud\" } }", "bridge.json: logging.level", "Information")]
     [InlineData("{" + Model + ", \"moveBudget\": { \"maxBytesPerRebalance\": -5 } }", "bridge.json: moveBudget.maxBytesPerRebalance", ">= 0")]
+    [InlineData("{" + Model + ", \"device\": { \"emulated\": true } }", "bridge.json: device", "only with backend cuda or cann")]
+    [InlineData("{" + Model + ", \"backend\": \"cuda\", \"device\": { \"emulate\": true } }", "bridge.json: device.emulate", "emulated, verify")]
+    [InlineData("{" + Model + ", \"backend\": \"cuda\", \"device\": { \"verify\": \"yes\" } }", "bridge.json: device.verify", "true or false")]
+    [InlineData("{" + Model + ", \"backend\": \"cann\", \"device\": { \"copyStreamsPerDevice\": 0 } }", "bridge.json: device.copyStreamsPerDevice", "1 <= value <= 16")]
     [InlineData("[1, 2]", "bridge.json", "JSON object")]
     [InlineData("{ \"model\": ", "bridge.json", "valid JSON")]
     public void Parse_Mistake_NamesTheKeyAndTheRule(string json, string subject, string rule)
@@ -84,6 +88,15 @@ public class HostConfigTests
 
         Assert.Equal(subject, ex.Subject);
         Assert.Contains(rule, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_DeviceSettings_AreReadForBackendCuda()
+    {
+        var c = HostConfig.Parse("{" + Model + ", \"backend\": \"cuda\", \"device\": { \"emulated\": true, \"verify\": true, \"copyStreamsPerDevice\": 3, \"maxInFlightPerDevice\": 8, \"transferTimeoutMs\": 1500 } }", "bridge.json");
+
+        Assert.Equal(BackendKind.Cuda, c.Backend);
+        Assert.Equal(new DeviceConfig { Emulated = true, Verify = true, CopyStreamsPerDevice = 3, MaxInFlightPerDevice = 8, TransferTimeout = TimeSpan.FromMilliseconds(1500) }, c.Device);
     }
 
     [Fact]

@@ -3,6 +3,7 @@
 # artifacts/gpu/<name>, with the sources the GPU machine compiles there (the busy kernels for nvcc, the bindings' ABI
 # checks for gcc) and the run scripts, packed as artifacts/gpu.tgz. On the GPU machine, from the repository root:
 #   bash tests/gpu/run-devices.sh artifacts/gpu.tgz       (and run-gpu.sh where the bindings branch provides it)
+# It then runs publish-e2e.ps1: the end-to-end example with a private .NET runtime, artifacts/e2e-gpu.tgz.
 # To add a program, add one entry to $Programs. Each is trimmed when the trimmer reports no warning for it (warnings
 # are errors in this repository, so a trim warning fails the trimmed publish); otherwise it is published untrimmed
 # and the script says so. The archive should stay under about 40 MB (the tree sent to the GPU machine is limited).
@@ -73,3 +74,9 @@ $mb = [math]::Round((Get-Item $Archive).Length / 1MB, 1)
 Write-Host "artifacts/gpu.tgz: $mb MB ($($summary -join '; '); kernels, abi checks, run scripts)"
 if ($mb -gt 60) { throw "artifacts/gpu.tgz is $mb MB: over the 64 MiB the GPU machine receives (untrim or drop a program?)" }
 if ($mb -gt 40) { Write-Warning "artifacts/gpu.tgz is $mb MB, above the ~40 MB budget" }
+
+# The end-to-end example with its private .NET runtime: artifacts/e2e-gpu.tgz.
+& (Join-Path $PSScriptRoot 'publish-e2e.ps1') -Configuration $Configuration
+if ($LASTEXITCODE -ne 0) { throw "publish-e2e failed (exit $LASTEXITCODE)" }
+& (Join-Path $PSScriptRoot 'publish-cpu.ps1') -Configuration $Configuration
+if ($LASTEXITCODE -ne 0) { throw "publish-cpu failed (exit $LASTEXITCODE)" }

@@ -3,7 +3,9 @@
 # (the device tool brings back at most 8 files), printing a short summary last.
 #   bash tests/gpu/run-all.sh smoke devices moe
 # Stages: smoke (bindings ABI check + GPU smoke: run-gpu.sh), devices (conformance + relocation: run-devices.sh),
-#         moe (expert GEMM calibration + real MoE benchmark: run-moe-bench.sh).
+#         moe (expert GEMM calibration + real MoE benchmark: run-moe-bench.sh),
+#         e2e (the C++ serving example built with CUDA, bridge embedded, 2 GPUs: run-e2e.sh artifacts/e2e-gpu.tgz),
+#         cpu (EPLB, OmniPlacement and script-compile benchmarks on the machine's idle cores: run-cpu-bench.sh).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -19,6 +21,8 @@ for stage in "$@"; do
     smoke)   OUT="$raw/smoke" bash "$here/run-gpu.sh" artifacts/gpu.tgz > "$raw/smoke/stdout.log" 2>&1 ;;
     devices) OUT="$raw/devices" bash "$here/run-devices.sh" > "$raw/devices/stdout.log" 2>&1 ;;
     moe)     OUT="$raw" bash "$here/run-moe-bench.sh" > "$raw/moe/stdout.log" 2>&1 ;;
+    e2e)     OUT="$raw/e2e" timeout 540 bash "$here/run-e2e.sh" artifacts/e2e-gpu.tgz > "$raw/e2e/stdout.log" 2>&1 ;;
+    cpu)     OUT="$raw/cpu" bash "$here/run-cpu-bench.sh" > "$raw/cpu/stdout.log" 2>&1 ;;
     *) echo "unknown stage $stage" > "$raw/$stage/stdout.log"; false ;;
   esac
   rc=$?

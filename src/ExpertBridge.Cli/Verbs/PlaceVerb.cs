@@ -45,7 +45,7 @@ internal sealed class PlaceVerb : Verb
     [
         s_policy, s_load,
         SharedOptions.Devices.AsRequired(), SharedOptions.SlotsPerDevice.AsRequired(), SharedOptions.Nodes, SharedOptions.Groups,
-        s_previous, s_out, s_format, s_repeat, s_stats, SharedOptions.ExpertBytes, SharedOptions.PolicyOption, SharedOptions.AllowColocated,
+        s_previous, s_out, s_format, s_repeat, s_stats, SharedOptions.ExpertBytes, SharedOptions.PolicyOption, SharedOptions.PolicyTimeout, SharedOptions.AllowColocated,
     ];
 
     public override int Execute(ParsedArguments args, CliContext context)

@@ -28,7 +28,7 @@ internal sealed class PolicyCheckVerb : Verb
 
     public override string Example => "expertbridge policy check policies/omniplacement.csx policies/eplb.csx";
 
-    public override IReadOnlyList<CliOption> Options { get; } = [s_script, SharedOptions.PolicyOption];
+    public override IReadOnlyList<CliOption> Options { get; } = [s_script, SharedOptions.PolicyOption, SharedOptions.PolicyTimeout];
 
     public override int Execute(ParsedArguments args, CliContext context)
     {

@@ -20,6 +20,8 @@ internal static class SharedOptions
 
     public static readonly CliOption<KeyValuePair<string, string>> PolicyOption = Option.KeyValue("--option", "policy option passed to every policy, e.g. keep-slots=true").AsRepeatable();
 
+    public static readonly CliOption<int> PolicyTimeout = Option.Int("--policy-timeout-ms", "MS", "time limit of one decision of a policy script; an offline run stops at a decision over it", min: 1, max: 3_600_000).WithDefault("2000");
+
     public static readonly CliOption<int> Window = Option.Int("--window", "W", "steps of history the policy sees; steps from W on are scored", min: 1).WithDefault("100");
 
     public static readonly CliOption<int> Interval = Option.Int("--interval", "I", "steps between decisions (at W, W+I, W+2I, ...)", min: 1).WithDefault("the window");
@@ -29,7 +31,7 @@ internal static class SharedOptions
     /// <summary>What a replay of several policies needs besides the trace and the policies (replay, compare, report).</summary>
     public static IReadOnlyList<CliOption> ReplaySet { get; } =
     [
-        Devices.AsRequired(), SlotsPerDevice.AsRequired(), Nodes, Groups, Window, Interval, ExpertBytes, PolicyOption, AllowColocated,
+        Devices.AsRequired(), SlotsPerDevice.AsRequired(), Nodes, Groups, Window, Interval, ExpertBytes, PolicyOption, PolicyTimeout, AllowColocated,
     ];
 
     /// <summary>The topology from --devices, --slots-per-device, --nodes and --expert-bytes.</summary>

@@ -36,9 +36,11 @@ internal sealed class SimulateVerb : Verb
         "Replays the trace with each policy exactly as `replay` does, and turns every scored step into latency: per MoE "
         + "layer each device's expert compute (measured expert-FFN time for its tokens) plus dispatch and combine, the "
         + "layer waits for its slowest device, plus a per-layer non-MoE constant. Reports stepLatencyMeanMs, "
-        + "stepLatencyP99Ms and throughputTokensPerS per policy, trivial always, and the BestEP bound (uniform routing)."
+        + "stepLatencyP99Ms and throughputTokensPerS per policy, trivial always, and two references: eplbHindsight (EPLB "
+        + "fitted on each step's own loads: what a placement of this topology reaches without prediction error) and the "
+        + "BestEP bound (uniform routing)."
         + Environment.NewLine + Environment.NewLine
-        + "JSON: {\"policies\": [{\"policy\", \"stepLatencyMeanMs\", \"stepLatencyP99Ms\", \"throughputTokensPerS\", ...}], \"bestEp\": {...}}.";
+        + "JSON: {\"policies\": [{\"policy\", \"stepLatencyMeanMs\", \"stepLatencyP99Ms\", \"throughputTokensPerS\", ...}], \"eplbHindsight\": {...}, \"bestEp\": {...}}.";
 
     public override string Example => "expertbridge simulate --trace decode.npy --model deepseek-v3 --devices 32 --slots-per-device 9 --nodes 4 --groups 8 --policies eplb,policies/omniplacement.csx --window 100 --interval 100 --json sim.json";
 
@@ -46,7 +48,7 @@ internal sealed class SimulateVerb : Verb
     [
         s_trace, s_model, s_policies,
         SharedOptions.Devices.AsRequired(), SharedOptions.SlotsPerDevice.AsRequired(), SharedOptions.Nodes, SharedOptions.Groups,
-        SharedOptions.Window, SharedOptions.Interval, s_table, s_nonMoe, s_intra, s_inter, SharedOptions.PolicyOption, SharedOptions.AllowColocated,
+        SharedOptions.Window, SharedOptions.Interval, s_table, s_nonMoe, s_intra, s_inter, SharedOptions.PolicyOption, SharedOptions.PolicyTimeout, SharedOptions.AllowColocated,
         s_json, s_export, s_exportSteps, s_exportLayers,
     ];
 
@@ -72,14 +74,18 @@ internal sealed class SimulateVerb : Verb
         var results = new List<PolicyLatency>();
         var workloads = new List<(string, IReadOnlyList<int[]>)>();
         PolicyLatency? bestEp = null;
+        PolicyLatency? hindsight = null;
         foreach (var policy in policies)
         {
-            var observer = new LatencyObserver(new LatencyModel(model, table, interconnect), exportSteps, exportLayers);
+            // The first replay (trivial) also prices the bounds: BestEP and EPLB in hindsight.
+            var groups = hindsight is null ? SharedOptions.ExpertGroups(args, trace.Experts) : 0;
+            var observer = new LatencyObserver(new LatencyModel(model, table, interconnect), exportSteps, exportLayers, groups);
             var options = SharedOptions.ReplayOptions(args, trace, policyOptions) with { Observer = observer };
             using var progress = context.StartProgress($"simulate {policy.Name}");
             var replay = ReplayEngine.Run(trace, topology, policy, options, progress, context.Cancellation);
             results.Add(observer.Result(policy.Name, replay));
             bestEp ??= observer.BestEp();
+            hindsight ??= observer.Hindsight();
             workloads.Add((policy.Name, observer.WorkloadTokens));
         }
 
@@ -90,7 +96,7 @@ internal sealed class SimulateVerb : Verb
             MoeWorkload.Write(writer, topology, exportLayers, model, computeOnly, workloads);
         }
 
-        var json = ToJson(results, bestEp!, model, table, topology);
+        var json = ToJson(results, bestEp!, hindsight!, model, table, topology);
         if (args.TryGet(s_json, out var jsonPath))
         {
             JsonOutput.Write(jsonPath, json, context.Stdout);
@@ -101,7 +107,7 @@ internal sealed class SimulateVerb : Verb
         }
 
         context.Stdout.WriteLine($"trace: {trace.Steps} steps x {trace.Layers} layers x {trace.Experts} experts; {topology}; model {model.Name}; GEMM table {table}");
-        WriteTable(results, bestEp!, context.Stdout);
+        WriteTable(results, bestEp!, hindsight!, context.Stdout);
         return Cli.Ok;
     }
 
@@ -114,7 +120,7 @@ internal sealed class SimulateVerb : Verb
         return names;
     }
 
-    internal static JObject ToJson(IReadOnlyList<PolicyLatency> results, PolicyLatency bestEp, MoeModel model, GemmTable table, Topology topology) => new()
+    internal static JObject ToJson(IReadOnlyList<PolicyLatency> results, PolicyLatency bestEp, PolicyLatency hindsight, MoeModel model, GemmTable table, Topology topology) => new()
     {
         ["model"] = model.Name,
         ["gemmTable"] = table.ToString(),
@@ -123,6 +129,7 @@ internal sealed class SimulateVerb : Verb
         ["nodes"] = topology.Nodes,
         ["policies"] = new JArray(results.Select(ToJson)),
         ["bestEp"] = ToJson(bestEp),
+        ["eplbHindsight"] = ToJson(hindsight),
     };
 
     private static JObject ToJson(PolicyLatency r)
@@ -146,11 +153,11 @@ internal sealed class SimulateVerb : Verb
         return o;
     }
 
-    private static void WriteTable(List<PolicyLatency> results, PolicyLatency bestEp, TextWriter output)
+    private static void WriteTable(List<PolicyLatency> results, PolicyLatency bestEp, PolicyLatency hindsight, TextWriter output)
     {
         var trivial = results[0].StepLatencyMeanMs;
         var table = new TextTable("policy", "step ms", "p99 ms", "tokens/s", "vs trivial", "vs BestEP", "imbalance", "experts moved");
-        foreach (var r in results.Append(bestEp))
+        foreach (var r in results.Append(hindsight).Append(bestEp))
         {
             table.Add(
                 r.Policy,

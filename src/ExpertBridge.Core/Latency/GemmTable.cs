@@ -6,19 +6,39 @@ namespace ExpertBridge.Core.Latency;
 
 /// <summary>
 /// Measured time of one expert's FFN (gate/up GEMM, activation, down GEMM) against the tokens routed to it, for one
-/// expert shape on one card (tests/gpu/gemm-calibrate). Piecewise-linear between points; flat below the first point
-/// (memory-bound: the weights are read whatever the token count); linear extrapolation by the last segment above the
-/// last point (compute-bound). <see cref="BackToBackFactor"/> is how much cheaper experts run back to back on one
-/// device than one by one (measured: about 0.8).
+/// expert shape on one card (tests/gpu/gemm-calibrate). Two curves:
+/// <list type="bullet">
+/// <item><see cref="Millis"/>: one expert called alone (launch latency included). Piecewise-linear between points;
+/// flat below the first point (memory-bound: the weights are read whatever the token count); extended by the last
+/// segment above the last point (compute-bound).</item>
+/// <item><see cref="BackToBackMillis"/>: an expert that runs right after another on the same device, from the table's
+/// additivity measurements (k experts back to back took <c>msTogether</c>, one alone <c>msOne</c>: each of the k - 1
+/// followers cost <c>(msTogether - msOne) / (k - 1)</c>). Below about 512 tokens a follower is cheaper than a lone
+/// call (launch gaps hide behind the previous expert); in the compute-bound regime it costs more than a lone call in
+/// a short burst (sustained load). Flat below the first additivity point; above the last it keeps the last point's
+/// difference to <see cref="Millis"/>. Without additivity points it equals <see cref="Millis"/>.</item>
+/// </list>
+/// History: the first model applied a fixed back-to-back factor (0.75-0.84, measured up to 512 tokens) at every token
+/// count and under-predicted compute-bound prefill on 4x H200 by 22-25% (docs/hardware/README.md).
 /// </summary>
 public sealed class GemmTable
 {
     private readonly double[] _tokens;
     private readonly double[] _millis;
+    private readonly double[] _followTokens;
+    private readonly double[] _followMillis;
 
-    public GemmTable(string card, string dtype, int hidden, int intermediate, IReadOnlyList<(double Tokens, double Millis)> points, double backToBackFactor, string source)
+    /// <param name="card">Card the table was measured on.</param>
+    /// <param name="dtype">Weight type (fp8, bf16).</param>
+    /// <param name="hidden">Expert shape: hidden size.</param>
+    /// <param name="intermediate">Expert shape: intermediate size.</param>
+    /// <param name="points">Single-expert FFN time (ms) against tokens.</param>
+    /// <param name="backToBack">Time (ms) of an expert that follows another on the same device, against tokens; empty: every expert costs its single-call time.</param>
+    /// <param name="source">File or resource, for messages.</param>
+    public GemmTable(string card, string dtype, int hidden, int intermediate, IReadOnlyList<(double Tokens, double Millis)> points, IReadOnlyList<(double Tokens, double Millis)> backToBack, string source)
     {
         ArgumentNullException.ThrowIfNull(points);
+        ArgumentNullException.ThrowIfNull(backToBack);
         if (points.Count < 2)
         {
             throw new InputException(source, "a GEMM table has at least 2 points", $"got {points.Count}");
@@ -33,19 +53,25 @@ public sealed class GemmTable
             }
         }
 
-        if (!(backToBackFactor > 0 && backToBackFactor <= 1.5))
+        _tokens = sorted.Select(p => p.Tokens).ToArray();
+        _millis = sorted.Select(p => p.Millis).ToArray();
+
+        var follow = backToBack.OrderBy(p => p.Tokens).ToArray();
+        for (var i = 0; i < follow.Length; i++)
         {
-            throw new InputException(source, "0 < back-to-back factor <= 1.5", $"got {backToBackFactor}");
+            if (!(follow[i].Tokens > 0) || !(follow[i].Millis > 0) || (i > 0 && follow[i].Tokens == follow[i - 1].Tokens))
+            {
+                throw new InputException(source, "back-to-back points have distinct tokens > 0 and ms > 0 (k experts together take longer than one)", $"point {i}: tokens {follow[i].Tokens}, ms {follow[i].Millis}");
+            }
         }
 
+        _followTokens = follow.Select(p => p.Tokens).ToArray();
+        _followMillis = follow.Select(p => p.Millis).ToArray();
         Card = card;
         Dtype = dtype;
         Hidden = hidden;
         Intermediate = intermediate;
-        BackToBackFactor = backToBackFactor;
         Source = source;
-        _tokens = sorted.Select(p => p.Tokens).ToArray();
-        _millis = sorted.Select(p => p.Millis).ToArray();
     }
 
     public string Card { get; }
@@ -56,7 +82,6 @@ public sealed class GemmTable
 
     public int Intermediate { get; }
 
-    public double BackToBackFactor { get; }
 
     /// <summary>Where the table came from (file or embedded resource).</summary>
     public string Source { get; }
@@ -68,33 +93,61 @@ public sealed class GemmTable
     public static GemmTable H200Bf16 { get; } = LoadEmbedded("gemm-h200-bf16.json");
 
     /// <summary>Milliseconds for one expert with <paramref name="tokens"/> tokens (0 tokens: 0 ms, the expert is skipped).</summary>
-    public double Millis(double tokens)
+    public double Millis(double tokens) => tokens <= 0 ? 0 : Interpolate(_tokens, _millis, tokens, extrapolate: true);
+
+    /// <summary>
+    /// Milliseconds of an expert with <paramref name="tokens"/> tokens that runs right after another expert on the same
+    /// device (0 tokens: 0 ms).
+    /// </summary>
+    public double BackToBackMillis(double tokens)
     {
-        if (tokens <= 0)
+        if (tokens <= 0 || _followTokens.Length == 0)
         {
-            return 0;
+            return Millis(tokens);
         }
 
-        if (tokens <= _tokens[0])
+        var last = _followTokens[^1];
+        return tokens <= last
+            ? Interpolate(_followTokens, _followMillis, tokens, extrapolate: false)
+            : Millis(tokens) + (_followMillis[^1] - Millis(last));
+    }
+
+    /// <summary>
+    /// Time of <paramref name="active"/> experts run back to back on one device, from the sums of their single-call and
+    /// back-to-back times: every expert costs its back-to-back time, and one of them (the first; the mean difference
+    /// stands for it) its single-call time.
+    /// </summary>
+    internal static double BackToBack(double sumSingle, double sumFollow, int active) =>
+        active <= 1 ? sumSingle : sumFollow + ((sumSingle - sumFollow) / active);
+
+    // Piecewise-linear through (xs, ys), flat below the first point; above the last, extended by the last segment or flat.
+    private static double Interpolate(double[] xs, double[] ys, double x, bool extrapolate)
+    {
+        if (xs.Length == 1 || x <= xs[0])
         {
-            return _millis[0];
+            return ys[0];
         }
 
-        var i = Array.BinarySearch(_tokens, tokens);
+        var i = Array.BinarySearch(xs, x);
         if (i >= 0)
         {
-            return _millis[i];
+            return ys[i];
         }
 
         var hi = ~i;
-        if (hi >= _tokens.Length)
+        if (hi >= xs.Length)
         {
-            hi = _tokens.Length - 1;
+            if (!extrapolate)
+            {
+                return ys[^1];
+            }
+
+            hi = xs.Length - 1;
         }
 
         var lo = hi - 1;
-        var slope = (_millis[hi] - _millis[lo]) / (_tokens[hi] - _tokens[lo]);
-        return _millis[lo] + (slope * (tokens - _tokens[lo]));
+        var slope = (ys[hi] - ys[lo]) / (xs[hi] - xs[lo]);
+        return ys[lo] + (slope * (x - xs[lo]));
     }
 
     /// <summary>Reads a table written by tests/gpu/gemm-calibrate (JSON).</summary>
@@ -112,19 +165,35 @@ public sealed class GemmTable
 
         var points = (root["points"] as JArray ?? throw new InputException(source, "has a 'points' array", "missing 'points'"))
             .Select(p => ((double?)p["tokens"] ?? 0, (double?)p["ms"] ?? 0)).ToList();
-        var ratios = (root["additivity"] as JArray ?? [])
-            .Select(a => (double?)a["msTogether"] / ((double?)a["experts"] * (double?)a["msOne"]))
-            .Where(r => r is > 0)
-            .Select(r => r!.Value)
-            .ToList();
-        var factor = ratios.Count > 0 ? ratios.Average() : 1.0;
+        // Additivity: k experts back to back took msTogether, one alone msOne; each of the k - 1 followers cost
+        // (msTogether - msOne) / (k - 1). Repeated token counts (several k) are averaged.
+        var follow = new List<(double Tokens, double Millis)>();
+        foreach (var group in (root["additivity"] as JArray ?? []).GroupBy(a => (double?)a["tokens"] ?? 0))
+        {
+            var perFollower = new List<double>();
+            foreach (var a in group)
+            {
+                var k = (double?)a["experts"] ?? 0;
+                var together = (double?)a["msTogether"] ?? 0;
+                var one = (double?)a["msOne"] ?? 0;
+                if (!(k >= 2) || !(one > 0) || !(together > one))
+                {
+                    throw new InputException(source, "additivity entries have experts >= 2 and msTogether > msOne > 0", $"tokens {group.Key}: experts {k}, msTogether {together}, msOne {one}");
+                }
+
+                perFollower.Add((together - one) / (k - 1));
+            }
+
+            follow.Add((group.Key, perFollower.Average()));
+        }
+
         return new GemmTable(
             (string?)root["card"] ?? "unknown",
             (string?)root["dtype"] ?? "unknown",
             (int?)root["hidden"] ?? 0,
             (int?)root["intermediate"] ?? 0,
             points,
-            factor,
+            follow,
             source);
     }
 

@@ -7,7 +7,8 @@ public readonly record struct StepLatency(double Millis, double MoeMillis, doubl
 /// Turns a placement and one step's routed tokens into step latency (docs/latency-model.md):
 /// per MoE layer, each device's time = its expert compute (the calibrated per-expert FFN time for the tokens each of
 /// its slots receives; a replicated expert's tokens split evenly over its replicas; an expert with no tokens is
-/// skipped; experts back to back on one device cost <see cref="GemmTable.BackToBackFactor"/> of one-by-one) plus
+/// skipped; experts run back to back: each costs <see cref="GemmTable.BackToBackMillis"/>, and one of them the
+/// single-call <see cref="GemmTable.Millis"/>) plus
 /// dispatch and combine (the token bytes it receives from other devices, over NVLink-class bandwidth inside a node
 /// and network bandwidth across nodes; tokens start spread evenly over devices, as with data-parallel attention);
 /// the layer waits for its slowest device; the step adds a per-layer non-MoE constant.
@@ -18,6 +19,7 @@ public sealed class LatencyModel
     private readonly double _shapeScale;
     private double[] _compute = [];
     private double[] _tokens = [];
+    private double[] _follow = [];
     private int[] _active = [];
 
     public LatencyModel(MoeModel model, GemmTable table, Interconnect interconnect)
@@ -95,7 +97,9 @@ public sealed class LatencyModel
             }
 
             var perExpert = sum / experts;
-            var compute = perDevice * Table.Millis(perExpert) * _shapeScale * (perDevice > 1 ? Table.BackToBackFactor : 1.0);
+            var compute = perDevice <= 1
+                ? perDevice * Table.Millis(perExpert) * _shapeScale
+                : (((perDevice - 1) * Table.BackToBackMillis(perExpert)) + Table.Millis(perExpert)) * _shapeScale;
             var comm = CommMillis(topology, sum / topology.Devices);
             var layerMs = compute + comm;
             moe += layerMs;
@@ -109,22 +113,23 @@ public sealed class LatencyModel
 
     /// <summary>
     /// Compute time of one device that runs experts with <paramref name="slotTokens"/> tokens each (zero-token slots
-    /// are skipped; several active experts cost the back-to-back factor).
+    /// are skipped; experts run back to back, see <see cref="GemmTable.BackToBackMillis"/>).
     /// </summary>
     public double DeviceComputeMillis(ReadOnlySpan<double> slotTokens)
     {
-        double sum = 0;
+        double sum = 0, follow = 0;
         var active = 0;
         foreach (var t in slotTokens)
         {
             if (t > 0)
             {
-                sum += Table.Millis(t) * _shapeScale;
+                sum += Table.Millis(t);
+                follow += Table.BackToBackMillis(t);
                 active++;
             }
         }
 
-        return sum * (active > 1 ? Table.BackToBackFactor : 1.0);
+        return GemmTable.BackToBack(sum, follow, active) * _shapeScale;
     }
 
     /// <summary>Tokens per step: the routed token-expert pairs of the first layer over top-k.</summary>
@@ -146,11 +151,13 @@ public sealed class LatencyModel
         {
             _compute = new double[devices];
             _tokens = new double[devices];
+            _follow = new double[devices];
             _active = new int[devices];
         }
 
         Array.Clear(_compute);
         Array.Clear(_tokens);
+        Array.Clear(_follow);
         Array.Clear(_active);
         for (var s = 0; s < row.Length; s++)
         {
@@ -167,7 +174,8 @@ public sealed class LatencyModel
             }
 
             var d = topology.DeviceOf(s);
-            _compute[d] += Table.Millis(t) * _shapeScale;
+            _compute[d] += Table.Millis(t);
+            _follow[d] += Table.BackToBackMillis(t);
             _tokens[d] += t;
             _active[d]++;
         }
@@ -175,7 +183,7 @@ public sealed class LatencyModel
         double worst = 0, worstCompute = 0, worstComm = 0;
         for (var d = 0; d < devices; d++)
         {
-            var compute = _compute[d] * (_active[d] > 1 ? Table.BackToBackFactor : 1.0);
+            var compute = GemmTable.BackToBack(_compute[d], _follow[d], _active[d]) * _shapeScale;
             var comm = CommMillis(topology, _tokens[d]);
             var time = compute + comm;
             if (time > worst)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using ExpertBridge.Core.Policies;
 using ExpertBridge.Core.Replay;
 
 namespace ExpertBridge.Core.Latency;
@@ -16,6 +17,8 @@ public sealed class LatencyObserver : IReplayObserver
     private readonly LatencyModel _model;
     private readonly List<double> _stepMs = [];
     private readonly List<double> _bestMs = [];
+    private readonly List<double> _hindsightMs = [];
+    private readonly int _hindsightGroups;
     private readonly int _recordSteps;
     private readonly int _recordLayers;
     private double _tokens;
@@ -23,16 +26,23 @@ public sealed class LatencyObserver : IReplayObserver
     private double _comm;
     private double _bestCompute;
     private double _bestComm;
+    private double _hindsightCompute;
+    private double _hindsightComm;
 
     /// <param name="model">The latency model.</param>
     /// <param name="recordSteps">Scored steps whose per-slot tokens are kept for <see cref="WorkloadTokens"/> (0: none).</param>
     /// <param name="recordLayers">Layers per recorded step.</param>
-    public LatencyObserver(LatencyModel model, int recordSteps = 0, int recordLayers = 0)
+    /// <param name="hindsightGroups">
+    /// When above 0, also price <see cref="Hindsight"/>: every scored step placed by EPLB fitted on that step's own loads
+    /// (with this many expert groups), as no predictive policy can.
+    /// </param>
+    public LatencyObserver(LatencyModel model, int recordSteps = 0, int recordLayers = 0, int hindsightGroups = 0)
     {
         ArgumentNullException.ThrowIfNull(model);
         _model = model;
         _recordSteps = recordSteps;
         _recordLayers = recordLayers;
+        _hindsightGroups = hindsightGroups;
     }
 
     /// <summary>Per recorded step and layer, the integer tokens of each physical slot: [steps][layers * slots].</summary>
@@ -50,6 +60,22 @@ public sealed class LatencyObserver : IReplayObserver
         _bestMs.Add(best.Millis);
         _bestCompute += best.ComputeMillisOfSlowest;
         _bestComm += best.CommMillisOfSlowest;
+        if (_hindsightGroups > 0)
+        {
+            var experts = placement.LogicalExperts;
+            var values = new double[counts.Length];
+            for (var i = 0; i < values.Length; i++)
+            {
+                values[i] = counts[i];
+            }
+
+            var fitted = Eplb.Rebalance(new LoadMatrix(placement.Layers, experts, values), placement.Topology, _hindsightGroups).Placement;
+            var hindsight = _model.Step(fitted, counts);
+            _hindsightMs.Add(hindsight.Millis);
+            _hindsightCompute += hindsight.ComputeMillisOfSlowest;
+            _hindsightComm += hindsight.CommMillisOfSlowest;
+        }
+
         if (WorkloadTokens.Count < _recordSteps)
         {
             WorkloadTokens.Add(SlotTokens(placement, counts, Math.Min(_recordLayers, placement.Layers)));
@@ -61,6 +87,13 @@ public sealed class LatencyObserver : IReplayObserver
 
     /// <summary>BestEP over the same steps.</summary>
     public PolicyLatency BestEp() => Summarise("bestEp", _bestMs, _bestCompute, _bestComm, null);
+
+    /// <summary>
+    /// EPLB in hindsight over the same steps: each step placed on its own loads (no prediction error, no movement
+    /// cost). What balance a placement of this topology can reach on this trace; BestEP's uniform routing is below it.
+    /// Empty unless the observer was created with hindsight groups.
+    /// </summary>
+    public PolicyLatency Hindsight() => Summarise("eplbHindsight", _hindsightMs, _hindsightCompute, _hindsightComm, null);
 
     private PolicyLatency Summarise(string policy, List<double> ms, double compute, double comm, ReplayResult? replay)
     {

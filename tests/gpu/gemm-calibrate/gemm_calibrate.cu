@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     }
     if (o.dtype != "bf16" && o.dtype != "fp8") { std::fprintf(stderr, "--dtype must be bf16 or fp8\n"); return 2; }
 
-    const std::vector<int> tokens = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096};
+    const std::vector<int> tokens = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384};
     int max_t = tokens.back();
     cudaDeviceProp prop{};
     CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
@@ -70,16 +70,18 @@ int main(int argc, char** argv) {
         std::printf("%-8d %-12.4f %-12.1f\n", t, ms, flops / (ms * 1e-3) / 1e12);
         std::fprintf(f, "    {\"tokens\": %d, \"ms\": %.6f}%s\n", t, ms, i + 1 < tokens.size() ? "," : "");
     }
-    // Additivity: k experts back to back vs k x one expert, at a few token counts.
+    // Additivity: k experts back to back vs k x one expert, from memory-bound to compute-bound token counts (the
+    // latency model reads the saving per following expert, (k x one - together) / (k - 1), against tokens).
     std::fprintf(f, "  ],\n  \"additivity\": [\n");
-    const int ks[] = {9, 9, 9};
-    const int ts[] = {4, 64, 512};
-    for (int j = 0; j < 3; j++) {
+    const int ks[] = {9, 9, 9, 9, 9, 9, 9};
+    const int ts[] = {4, 64, 256, 512, 1024, 2048, 4096};
+    const int na = (int)(sizeof(ts) / sizeof(ts[0]));
+    for (int j = 0; j < na; j++) {
         std::vector<float> one, many;
         for (int rep = 0; rep < o.reps; rep++) { one.push_back(time_call(rep, ts[j], 1)); many.push_back(time_call(rep, ts[j], ks[j])); }
         float m1 = ebgpu::median(one), mk = ebgpu::median(many);
         std::printf("additivity: %d experts x %d tokens: %.4f ms vs %d x %.4f = %.4f ms (ratio %.3f)\n", ks[j], ts[j], mk, ks[j], m1, ks[j] * m1, mk / (ks[j] * m1));
-        std::fprintf(f, "    {\"experts\": %d, \"tokens\": %d, \"msTogether\": %.6f, \"msOne\": %.6f}%s\n", ks[j], ts[j], mk, m1, j < 2 ? "," : "");
+        std::fprintf(f, "    {\"experts\": %d, \"tokens\": %d, \"msTogether\": %.6f, \"msOne\": %.6f}%s\n", ks[j], ts[j], mk, m1, j + 1 < na ? "," : "");
     }
     std::fprintf(f, "  ]\n}\n");
     std::fclose(f);
