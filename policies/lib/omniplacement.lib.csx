@@ -1072,7 +1072,7 @@ internal sealed class OmniLayerSolver
 {
 
     private const double TieWeight = 1e-3;
-    private const int Receivers = 8;
+    private const int ReceiverCount = 8;
     private const int KickAttempts = 6;
     private const int KickFailures = 1;
     private const int KickRepairs = 6;
@@ -1096,6 +1096,7 @@ internal sealed class OmniLayerSolver
     private readonly double[] _uw;       // [e] scenario-weighted load
     private readonly int[] _home;        // [e] home node of the expert's group (affinity), else -1
     private double _bestEp;
+    private double _slack;
     private double _predictedMean;
 
     // Placement state.
@@ -1134,6 +1135,12 @@ internal sealed class OmniLayerSolver
     private readonly int[] _snapshot;
     private readonly int[] _fill;
     private readonly double[] _fillLoad;
+    private readonly int[] _recvDevice;
+    private readonly double[] _recvGap;
+    private readonly double[] _recvLoad;
+    private readonly int[] _recvStart;
+    private readonly int[] _recvSlot;
+    private readonly double[] _recvShare;
 
     public OmniLayerSolver(Topology topology, int experts, int scenarios, OmniPlacementSettings settings, int groups)
     {
@@ -1188,6 +1195,12 @@ internal sealed class OmniLayerSolver
         _snapshot = new int[slots];
         _fill = new int[_d];
         _fillLoad = new double[_d];
+        _recvDevice = new int[ReceiverCount];
+        _recvGap = new double[ReceiverCount];
+        _recvLoad = new double[ReceiverCount];
+        _recvStart = new int[ReceiverCount + 1];
+        _recvSlot = new int[ReceiverCount * _s];
+        _recvShare = new double[ReceiverCount * _s];
     }
 
     /// <summary>Replicas per expert at most.</summary>
@@ -1252,6 +1265,7 @@ internal sealed class OmniLayerSolver
         }
 
         _bestEp = total / _d;
+        _slack = 1e-9 * Math.Max(_bestEp, 1e-12);
         double predicted = 0;
         for (var e = 0; e < _e; e++)
         {
@@ -1869,7 +1883,7 @@ internal sealed class OmniLayerSolver
     /// </summary>
     private (int Target, int Relocate) KickTarget(int x, int a, double split)
     {
-        for (var r = 0; r < Math.Min(Receivers, _d - 1); r++)
+        for (var r = 0; r < Math.Min(ReceiverCount, _d - 1); r++)
         {
             var b = _order[_d - 1 - r];
             if (b == a || _onDevice[(x * _d) + b] != 0)
@@ -1988,9 +2002,9 @@ internal sealed class OmniLayerSolver
     {
         var share = _share.AsSpan(k * _e, _e);
         var dev = _dev.AsSpan(k * _d, _d);
-        var order = _order.AsSpan(k * _d, _d);
-        var receivers = Math.Min(Receivers, _d - 1);
         var levelsReady = false;
+        var receivers = writesLeft >= 2 ? Receivers(a, k) : 0;
+        var load = dev[a];
 
         for (var li = 0; li < _s; li++)
         {
@@ -2002,40 +2016,44 @@ internal sealed class OmniLayerSolver
             }
 
             var ux = share[x];
-            if (writesLeft >= 2)
+            if (receivers > 0)
             {
                 // The two partners (over the coolest devices) that level a and the partner's device best on scenario
                 // k; only those are scored exactly.
                 int first = -1, second = -1;
                 double firstTop = double.PositiveInfinity, secondTop = double.PositiveInfinity;
+                var held = _onDevice.AsSpan(x * _d, _d);
                 for (var r = 0; r < receivers; r++)
                 {
-                    var b = order[_d - 1 - r];
-                    var gap = dev[a] - dev[b];
-                    if (gap <= 0 || _onDevice[(x * _d) + b] != 0)
+                    if (held[_recvDevice[r]] != 0)
                     {
                         continue;
                     }
 
-                    for (var lj = 0; lj < _s; lj++)
+                    var gap = _recvGap[r];
+                    var level = _recvLoad[r];
+                    if ((load + level) * 0.5 * (1 - 1e-12) >= secondTop)
                     {
-                        var j = (b * _s) + lj;
-                        var y = _row[j];
-                        var shift = ux - (y >= 0 ? share[y] : 0);
-                        if (shift <= 0 || shift >= gap || (y >= 0 && _onDevice[(y * _d) + a] != 0) || j == _frozenA || j == _frozenB)
+                        break; // no swap with this or a warmer device levels a below the second partner found
+                    }
+
+                    for (var t = _recvStart[r]; t < _recvStart[r + 1]; t++)
+                    {
+                        var shift = ux - _recvShare[t];
+                        if (shift <= 0 || shift >= gap)
                         {
                             continue;
                         }
 
-                        var top = Math.Max(dev[a] - shift, dev[b] + shift);
+                        var top = Math.Max(load - shift, level + shift);
                         if (top < firstTop)
                         {
                             (second, secondTop) = (first, firstTop);
-                            (first, firstTop) = (j, top);
+                            (first, firstTop) = (_recvSlot[t], top);
                         }
                         else if (top < secondTop)
                         {
-                            (second, secondTop) = (j, top);
+                            (second, secondTop) = (_recvSlot[t], top);
                         }
                     }
                 }
@@ -2044,7 +2062,13 @@ internal sealed class OmniLayerSolver
                 {
                     if (partner >= 0)
                     {
-                        var ratio = -SwapDelta(a, x, partner / _s, _row[partner]) / 2;
+                        var y = _row[partner];
+                        if (!_percentile && SwapGainBound(a, x, partner / _s, y) / 2 <= best.Ratio - _slack)
+                        {
+                            continue; // cannot beat the best candidate: skip the exact scoring
+                        }
+
+                        var ratio = -SwapDelta(a, x, partner / _s, y) / 2;
                         if (ratio > best.Ratio)
                         {
                             best = new Op(OpKind.Swap, i, partner, x, ratio);
@@ -2093,7 +2117,9 @@ internal sealed class OmniLayerSolver
 
                 if (target >= 0)
                 {
-                    var ratio = -ReplicateDelta(x, target, _row[target]);
+                    var ratio = !_percentile && ReplicateGainBound(x, target, _row[target]) <= best.Ratio - _slack
+                        ? double.NegativeInfinity
+                        : -ReplicateDelta(x, target, _row[target]);
                     if (ratio > best.Ratio)
                     {
                         best = new Op(OpKind.Replicate, -1, target, x, ratio);
@@ -2103,7 +2129,7 @@ internal sealed class OmniLayerSolver
 
             if (_cnt[x] >= 2)
             {
-                var ratio = -DropDelta(x, i);
+                var ratio = !_percentile && DropGainBound(x) <= best.Ratio - _slack ? double.NegativeInfinity : -DropDelta(x, i);
                 if (ratio > best.Ratio)
                 {
                     best = new Op(OpKind.Drop, i, -1, x, ratio);
@@ -2112,6 +2138,53 @@ internal sealed class OmniLayerSolver
         }
 
         return best;
+    }
+
+    /// <summary>
+    /// The swap partners of peak device <paramref name="a"/> on scenario <paramref name="k"/>, for the screen of
+    /// <see cref="BestFromDevice"/>: the coolest devices below a (at most <see cref="ReceiverCount"/>), each with its
+    /// load, its gap to a and the slots whose occupant (or emptiness) may trade places with a replica on a, with the
+    /// occupant's share. Returns the number of devices.
+    /// </summary>
+    private int Receivers(int a, int k)
+    {
+        var share = _share.AsSpan(k * _e, _e);
+        var dev = _dev.AsSpan(k * _d, _d);
+        var order = _order.AsSpan(k * _d, _d);
+        var count = 0;
+        var n = 0;
+        for (var r = 0; r < Math.Min(ReceiverCount, _d - 1); r++)
+        {
+            var b = order[_d - 1 - r];
+            var gap = dev[a] - dev[b];
+            if (gap <= 0)
+            {
+                break; // the order is by load: the remaining devices are no cooler than a
+            }
+
+            _recvDevice[count] = b;
+            _recvGap[count] = gap;
+            _recvLoad[count] = dev[b];
+            _recvStart[count] = n;
+            for (var lj = 0; lj < _s; lj++)
+            {
+                var j = (b * _s) + lj;
+                var y = _row[j];
+                if ((y >= 0 && _onDevice[(y * _d) + a] != 0) || j == _frozenA || j == _frozenB)
+                {
+                    continue;
+                }
+
+                _recvSlot[n] = j;
+                _recvShare[n] = y >= 0 ? share[y] : 0;
+                n++;
+            }
+
+            count++;
+        }
+
+        _recvStart[count] = n;
+        return count;
     }
 
     /// <summary>
@@ -2203,6 +2276,90 @@ internal sealed class OmniLayerSolver
                 _spare[_spareCount++] = slot;
             }
         }
+    }
+
+    /// <summary>
+    /// Upper bounds on the gain (minus the objective change) of a swap, a re-replication and a drop, at a fraction of
+    /// the exact scoring's cost: candidates whose bound cannot beat the best one found are not scored. Valid for the
+    /// peak-sum objective (see <see cref="GainBound"/>).
+    /// </summary>
+    private double SwapGainBound(int a, int x, int b, int y)
+    {
+        _stamp++;
+        _mark[a] = _stamp;
+        _mark[b] = _stamp;
+        var comm = a / _devicesPerNode != b / _devicesPerNode ? 2 * ((x >= 0 ? _load[x] : 0) + (y >= 0 ? _load[y] : 0)) : 0;
+        return GainBound(_devW[a] + _devW[b], comm);
+    }
+
+    private double ReplicateGainBound(int x, int j, int f)
+    {
+        _stamp++;
+        var weight = MarkReplicas(x);
+        var b = j / _s;
+        if (_mark[b] != _stamp)
+        {
+            _mark[b] = _stamp;
+            weight += _devW[b];
+        }
+
+        var comm = _load[x];
+        if (f >= 0)
+        {
+            weight += MarkReplicas(f);
+            comm += _load[f];
+        }
+
+        return GainBound(weight, comm);
+    }
+
+    private double DropGainBound(int x)
+    {
+        _stamp++;
+        return GainBound(MarkReplicas(x), _load[x]);
+    }
+
+    /// <summary>Marks the devices holding <paramref name="x"/>; returns their weighted loads' sum (newly marked only).</summary>
+    private double MarkReplicas(int x)
+    {
+        var weight = 0.0;
+        for (var slot = _repHead[x]; slot >= 0; slot = _repNext[slot])
+        {
+            var d = slot / _s;
+            if (_mark[d] != _stamp)
+            {
+                _mark[d] = _stamp;
+                weight += _devW[d];
+            }
+        }
+
+        return weight;
+    }
+
+    /// <summary>
+    /// Upper bound on the gain of an operation that changes only the marked devices' loads and keeps each scenario's
+    /// total: a scenario's peak falls at most to its busiest unmarked device, and not at all when its peak device is
+    /// unmarked; the tie-breaker falls at most by the marked devices' weighted squares, at most the highest peak times
+    /// their weighted loads (<paramref name="markedWeight"/>); the comm term at most by one token share per replica
+    /// gained or lost, from <paramref name="commLoad"/>, the predicted load of the experts whose replicas change
+    /// (counted once per change).
+    /// </summary>
+    private double GainBound(double markedWeight, double commLoad)
+    {
+        var gain = 0.0;
+        var highest = 0.0;
+        for (var k = 0; k < _k1; k++)
+        {
+            highest = Math.Max(highest, _peak[k]);
+            if (_mark[_order[k * _d]] == _stamp)
+            {
+                gain += _w[k] * (_peak[k] - Math.Max(0, MaxUnmarked(k)));
+            }
+        }
+
+        var tie = _bestEp > 0 ? TieWeight * highest * markedWeight / (_bestEp * _d) : 0;
+        var comm = _commWeight > 0 ? _commWeight * commLoad * ((1.0 / _nodes) + (_affinity ? 1 : 0)) / _d : 0;
+        return gain + tie + comm;
     }
 
     /// <summary>Change in objective when x (on a) and y (on b) trade places; either may be -1 (a move).</summary>

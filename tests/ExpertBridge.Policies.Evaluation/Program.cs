@@ -6,13 +6,17 @@ using ExpertBridge.Core.Traces;
 using ExpertBridge.Scripting;
 
 // Evaluation harness for the OmniPlacement scripts on the shared trace suite (docs/policy-evaluation.md).
-//   pareto [--cases=drifting,...] [--cadences=300:300,100:100,50:25] [--layers=N] [--script=NAME] [key=value ...]
-//       replays EPLB (the built-in, raw), eplb.csx (keep-slots) and the script at each cadence.
+//   pareto [--cases=drifting,...] [--cadences=300:300,100:100,50:25] [--layers=N] [--script=NAME] [--lib=1] [key=value ...]
+//       replays EPLB (the built-in, raw), eplb.csx (keep-slots) and the script at each cadence; --lib=1 replays only
+//       the library compiled in (with its defaults, omniplacement.csx's header values), for quick A/B of the library.
 //   static [--cases=...] [--window=N] [--script=NAME] [key=value ...]
 //       fits the script and EPLB on one window and scores both on that window, layer by layer.
 //   cpu    [--cases=...] [--cadences=...] [key=value ...]
 //       thread CPU time of each decision of one policy instance over a replay, the library compiled in with its
 //       defaults (which are omniplacement.csx's header values); key=value pairs override them.
+//   steady [--cases=...] [--repeat=N] [--only=steady|cold] [key=value ...]
+//       thread CPU time of OmniPlacementBenchmarks' calls (a fresh instance per call, window 100): the rebalance at
+//       step 500 from the policy's own placement of step 400 (steady) and the first one at step 100 (cold).
 // The pareto and static modes run the real scripts (policies/NAME.csx) through the scripting host; key=value pairs
 // override their header options. Build with -c Release.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -45,6 +49,13 @@ switch (mode)
             foreach (var (w, i) in cadences)
             {
                 var replay = new ReplayOptions { Window = w, Interval = i, ExpertGroups = c.Groups };
+                if (Flag("lib") is not null)
+                {
+                    var lib = ReplayEngine.Run(trace, c.Topology, new OmniPlacementPolicy(new PolicyOptions(overrides, "command line")), replay);
+                    Console.WriteLine($"| {c.Name} | ({w}, {i}) | lib | {lib.ImbalanceMean:F4} | {lib.ExpertsMoved} |");
+                    continue;
+                }
+
                 var eplb = ReplayEngine.Run(trace, c.Topology, BuiltInPolicies.TryCreate("eplb")!, replay);
                 using var keepSlots = Open("eplb", []);
                 var eplbKeep = ReplayEngine.Run(trace, c.Topology, keepSlots, replay);
@@ -127,8 +138,62 @@ switch (mode)
         }
 
         break;
+    case "steady":
+        foreach (var (trace, c) in cases.Select(Load))
+        {
+            const int window = 100;
+            var repeat = Flag("repeat") is { } rs ? int.Parse(rs, CultureInfo.InvariantCulture) : 15;
+            var options = new PolicyOptions(overrides, "command line");
+            var current = TrivialPolicy.Build(c.Topology, trace.Layers, trace.Experts);
+            PolicyContext Context(int step, Placement placement)
+            {
+                var history = new LoadHistory(trace.Layers, trace.Experts, window);
+                for (var s = step - window; s < step; s++)
+                {
+                    history.Record(trace.GetStep(s));
+                }
+
+                return new PolicyContext(c.Topology, history, placement, null, c.Groups, null, step);
+            }
+
+            var cold = Context(window, current);
+            var warm = new OmniPlacementPolicy(options);
+            for (var step = window; step < 5 * window; step += window)
+            {
+                current = warm.Decide(Context(step, current)).Placement ?? current;
+            }
+
+            var steady = Context(5 * window, current);
+            foreach (var (name, context) in new[] { ("steady", steady), ("cold", cold) })
+            {
+                if (Flag("only") is { } only && only != name)
+                {
+                    continue;
+                }
+
+                var times = new List<double>();
+                OmniPlacementReport? report = null;
+                for (var r = 0; r < repeat + 2; r++)
+                {
+                    var policy = new OmniPlacementPolicy(options);
+                    var start = ThreadClock.Milliseconds();
+                    policy.Decide(context);
+                    var elapsed = ThreadClock.Milliseconds() - start;
+                    report = policy.LastReport;
+                    if (r >= 2)
+                    {
+                        times.Add(elapsed);
+                    }
+                }
+
+                times.Sort();
+                Console.WriteLine($"| {c.Name} {name} | {times[times.Count / 2]:F2} | {times[0]:F2} | {report!.LayersTriggered} | {report.SlotWrites} | {report.PredictedImbalanceBefore:F4} -> {report.PredictedImbalanceAfter:F4} |");
+            }
+        }
+
+        break;
     default:
-        Console.Error.WriteLine($"unknown mode '{mode}' (pareto, static, cpu)");
+        Console.Error.WriteLine($"unknown mode '{mode}' (pareto, static, cpu, steady)");
         return 2;
 }
 
