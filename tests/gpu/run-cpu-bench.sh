@@ -2,7 +2,7 @@
 # CPU benchmarks on a quiet machine without .NET (the GPU machine), on the private runtime of artifacts/e2e-gpu.tgz:
 #   bash tests/gpu/run-cpu-bench.sh [artifacts/cpu-bench.tgz] [artifacts/e2e-gpu.tgz]
 # Time limits add up to 580 s (one device call). Writes under $OUT: machine.txt, eplb.log and omniplacement.log (BenchmarkDotNet, in-process, pinned to one core),
-# omni-cpu.log (thread CPU time per decision over whole replays), scripting.log (script compile and swap).
+# omni-steady.log (thread CPU time of the benchmark's OmniPlacement calls), scripting.log (script compile and swap).
 # Run from the repository root (the scripting bench times policies/omniplacement.csx from the working tree).
 set -uo pipefail
 bench=${1:-artifacts/cpu-bench.tgz}
@@ -22,7 +22,7 @@ status=0
 run() { local name=$1 limit=$2; shift 2; echo "==> $name"; (cd "$dir" && timeout "$limit" "$@") > "$OUT/$name.log" 2>&1 || { echo "$name failed: exit $?"; status=1; }; tail -n 14 "$OUT/$name.log"; }
 run eplb 150 taskset -c "$core" ./benchmarks/ExpertBridge.Benchmarks --filter '*Eplb*' --inProcess
 run omniplacement 200 taskset -c "$core" ./benchmarks/ExpertBridge.Benchmarks --filter '*OmniPlacement*' --inProcess
-run omni-cpu 110 env DOTNET_TieredCompilation=0 taskset -c "$core" ./evaluation/ExpertBridge.Policies.Evaluation cpu --cases=drifting,switching,stable --policies="$PWD/policies"
+run omni-steady 90 env DOTNET_TieredCompilation=0 taskset -c "$core" ./evaluation/ExpertBridge.Policies.Evaluation steady --cases=drifting,switching,stable
 repo=$PWD
 run scripting 80 ./scripting-bench/ExpertBridge.Scripting.Bench --bench --runs 5 --script "$repo/policies/omniplacement.csx"
 run scripting-sample 40 ./scripting-bench/ExpertBridge.Scripting.Bench --bench --runs 5
