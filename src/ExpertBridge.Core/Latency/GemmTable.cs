@@ -44,29 +44,8 @@ public sealed class GemmTable
             throw new InputException(source, "a GEMM table has at least 2 points", $"got {points.Count}");
         }
 
-        var sorted = points.OrderBy(p => p.Tokens).ToArray();
-        for (var i = 0; i < sorted.Length; i++)
-        {
-            if (!(sorted[i].Tokens > 0) || !(sorted[i].Millis > 0) || (i > 0 && sorted[i].Tokens == sorted[i - 1].Tokens))
-            {
-                throw new InputException(source, "points have distinct tokens > 0 and ms > 0", $"point {i}: tokens {sorted[i].Tokens}, ms {sorted[i].Millis}");
-            }
-        }
-
-        _tokens = sorted.Select(p => p.Tokens).ToArray();
-        _millis = sorted.Select(p => p.Millis).ToArray();
-
-        var follow = backToBack.OrderBy(p => p.Tokens).ToArray();
-        for (var i = 0; i < follow.Length; i++)
-        {
-            if (!(follow[i].Tokens > 0) || !(follow[i].Millis > 0) || (i > 0 && follow[i].Tokens == follow[i - 1].Tokens))
-            {
-                throw new InputException(source, "back-to-back points have distinct tokens > 0 and ms > 0 (k experts together take longer than one)", $"point {i}: tokens {follow[i].Tokens}, ms {follow[i].Millis}");
-            }
-        }
-
-        _followTokens = follow.Select(p => p.Tokens).ToArray();
-        _followMillis = follow.Select(p => p.Millis).ToArray();
+        (_tokens, _millis) = Curve(points, source, "points have distinct tokens > 0 and ms > 0");
+        (_followTokens, _followMillis) = Curve(backToBack, source, "back-to-back points have distinct tokens > 0 and ms > 0 (k experts together take longer than one)");
         Card = card;
         Dtype = dtype;
         Hidden = hidden;
@@ -91,6 +70,21 @@ public sealed class GemmTable
 
     /// <summary>BF16 on NVIDIA H200, measured 2026-11-28.</summary>
     public static GemmTable H200Bf16 { get; } = LoadEmbedded("gemm-h200-bf16.json");
+
+    // Sorted (tokens, ms) arrays of a curve; every point has tokens > 0 and ms > 0, no two the same tokens.
+    private static (double[] Tokens, double[] Millis) Curve(IReadOnlyList<(double Tokens, double Millis)> points, string source, string rule)
+    {
+        var sorted = points.OrderBy(p => p.Tokens).ToArray();
+        for (var i = 0; i < sorted.Length; i++)
+        {
+            if (!(sorted[i].Tokens > 0) || !(sorted[i].Millis > 0) || (i > 0 && sorted[i].Tokens == sorted[i - 1].Tokens))
+            {
+                throw new InputException(source, rule, $"point {i}: tokens {sorted[i].Tokens}, ms {sorted[i].Millis}");
+            }
+        }
+
+        return (sorted.Select(p => p.Tokens).ToArray(), sorted.Select(p => p.Millis).ToArray());
+    }
 
     /// <summary>Milliseconds for one expert with <paramref name="tokens"/> tokens (0 tokens: 0 ms, the expert is skipped).</summary>
     public double Millis(double tokens) => tokens <= 0 ? 0 : Interpolate(_tokens, _millis, tokens, extrapolate: true);
