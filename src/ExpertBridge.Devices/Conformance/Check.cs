@@ -212,6 +212,56 @@ internal sealed class Check(DeviceRuntime runtime, ConformanceOptions options)
         Require(s.LiveAllocationsBack(), "staging buffers were not freed after the commits");
     }
 
+    /// <summary>
+    /// Under bandwidth caps (within a device and between devices, the same rate) the busiest device's relocation takes
+    /// at least its bytes over the cap (less the pacer's burst allowance and one chunk), and the experts land bit-exact.
+    /// The cap is chosen so that the move takes about a quarter of a second.
+    /// </summary>
+    public void RelocationBandwidthCap()
+    {
+        using var s = new Scenario(runtime, options.ExpertBytes, layers: 2);
+        long[] CapBytes(RelocationPlan plan)
+        {
+            var charged = new long[2 * s.Registry.Topology.Devices];
+            foreach (var t in plan.Layers.SelectMany(l => l.Transfers))
+            {
+                if (t.Kind == TransferKind.Local)
+                {
+                    charged[t.TargetDevice] += t.Bytes;
+                }
+                else
+                {
+                    charged[s.Registry.Topology.Devices + t.SourceDevice] += t.Bytes;
+                    charged[s.Registry.Topology.Devices + t.TargetDevice] += t.Bytes;
+                }
+            }
+
+            return charged;
+        }
+
+        var expertBytes = Enumerable.Range(0, s.Initial.Layers).Select(s.Registry.ExpertBytes).ToArray();
+        var busiest = CapBytes(RelocationPlanner.Plan(s.Initial, s.Next, expertBytes, null)).Max();
+        var target = TimeSpan.FromMilliseconds(250);
+        var cap = Math.Max(1, (long)(busiest / target.TotalSeconds));
+        using var engine = s.Engine(new RelocationOptions { WithinDeviceBytesPerSecond = cap, BetweenDevicesBytesPerSecond = cap });
+        var plan = engine.Plan(s.Next);
+        var clock = Stopwatch.StartNew();
+        var result = engine.ExecuteAsync(plan).GetAwaiter().GetResult();
+        var took = clock.Elapsed;
+        Require(result.AllStaged, Describe(result));
+        CommitStaged(engine);
+        var chunk = new BandwidthPacer(cap).ChunkBytes;
+        var least = TimeSpan.FromSeconds((busiest - chunk) / (double)cap) - BandwidthPacer.Burst;
+        Figures["cap_GBps"] = cap / 1e9;
+        Figures["busiest_device_GBps"] = busiest / took.TotalSeconds / 1e9;
+        Figures["took_ms"] = took.TotalMilliseconds;
+        Require(took >= least, $"{busiest} bytes on the busiest device under a cap of {cap} B/s took {took.TotalMilliseconds:0.#} ms, less than the {least.TotalMilliseconds:0.#} ms the cap allows");
+        Require(took < (4 * target) + TimeSpan.FromSeconds(2), $"the capped move took {took.TotalMilliseconds:0.#} ms, far beyond the {target.TotalMilliseconds:0} ms the cap implies (pacing stalls)");
+        Require(engine.InForce.Equals(s.Next), "after committing every layer the placement in force is not the target");
+        s.RequireContents(engine.InForce);
+        Require(engine.ReleaseFinished() == 0 && s.LiveAllocationsBack(), "staging buffers were not freed after the commits");
+    }
+
     public void RelocationFailedCopy()
     {
         var faults = runtime.Faults ?? throw new CheckSkippedException("fault injection needs the host backend or an emulator");
