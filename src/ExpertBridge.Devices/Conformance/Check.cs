@@ -220,27 +220,8 @@ internal sealed class Check(DeviceRuntime runtime, ConformanceOptions options)
     public void RelocationBandwidthCap()
     {
         using var s = new Scenario(runtime, options.ExpertBytes, layers: 2);
-        long[] CapBytes(RelocationPlan plan)
-        {
-            var charged = new long[2 * s.Registry.Topology.Devices];
-            foreach (var t in plan.Layers.SelectMany(l => l.Transfers))
-            {
-                if (t.Kind == TransferKind.Local)
-                {
-                    charged[t.TargetDevice] += t.Bytes;
-                }
-                else
-                {
-                    charged[s.Registry.Topology.Devices + t.SourceDevice] += t.Bytes;
-                    charged[s.Registry.Topology.Devices + t.TargetDevice] += t.Bytes;
-                }
-            }
-
-            return charged;
-        }
-
         var expertBytes = Enumerable.Range(0, s.Initial.Layers).Select(s.Registry.ExpertBytes).ToArray();
-        var busiest = CapBytes(RelocationPlanner.Plan(s.Initial, s.Next, expertBytes, null)).Max();
+        var busiest = RelocationPlanner.Plan(s.Initial, s.Next, expertBytes).BusiestBudgetBytes();
         var target = TimeSpan.FromMilliseconds(250);
         var cap = Math.Max(1, (long)(busiest / target.TotalSeconds));
         using var engine = s.Engine(new RelocationOptions { WithinDeviceBytesPerSecond = cap, BetweenDevicesBytesPerSecond = cap });
