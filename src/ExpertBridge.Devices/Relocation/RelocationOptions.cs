@@ -27,7 +27,8 @@ public sealed class RelocationOptions
     /// <summary>Dedicated low-priority copy streams per local device.</summary>
     public int CopyStreamsPerDevice { get; init; } = 2;
 
-    /// <summary>A transfer not finished this long after it was enqueued fails its layer.</summary>
+    /// <summary>A transfer not finished this long after it was enqueued (under a bandwidth cap: after its last chunk
+    /// was) fails its layer.</summary>
     public TimeSpan TransferTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
