@@ -37,6 +37,8 @@ internal sealed class DeviceRelocator : IExpertRelocator
             MaxLayersInFlight = 1,
             TransferTimeout = config.Device.TransferTimeout,
             Verify = config.Device.Verify,
+            WithinDeviceBytesPerSecond = config.Device.WithinDeviceBytesPerSecond,
+            BetweenDevicesBytesPerSecond = config.Device.BetweenDevicesBytesPerSecond,
         };
         _engine = new RelocationEngine(runtime, _registry, TrivialPolicy.Build(config.Topology, config.Layers, config.Experts), options);
     }

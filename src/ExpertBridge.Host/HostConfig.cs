@@ -76,6 +76,12 @@ public sealed record DeviceConfig
 
     /// <summary>A copy not finished this long after it was enqueued fails its layer (the mapping in force stays).</summary>
     public TimeSpan TransferTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Bytes per second a device may spend on relocation copies within itself (0: unlimited).</summary>
+    public long WithinDeviceBytesPerSecond { get; init; }
+
+    /// <summary>Bytes per second a device may send or receive in relocation transfers to or from other devices (0: unlimited).</summary>
+    public long BetweenDevicesBytesPerSecond { get; init; }
 }
 
 /// <summary>Prometheus text exposition on a loopback port.</summary>
@@ -221,7 +227,7 @@ public sealed record HostConfig
                 throw r.Error("device", "device settings only with backend cuda or cann", $"backend is '{backendText}'");
             }
 
-            r.OnlyKeys(dev, "device", "emulated", "verify", "copyStreamsPerDevice", "maxInFlightPerDevice", "transferTimeoutMs");
+            r.OnlyKeys(dev, "device", "emulated", "verify", "copyStreamsPerDevice", "maxInFlightPerDevice", "transferTimeoutMs", "withinDeviceCapGBps", "betweenDevicesCapGBps");
             deviceConfig = new DeviceConfig
             {
                 Emulated = r.Bool(dev, "device.emulated", deviceConfig.Emulated),
@@ -229,6 +235,8 @@ public sealed record HostConfig
                 CopyStreamsPerDevice = r.Int(dev, "device.copyStreamsPerDevice", deviceConfig.CopyStreamsPerDevice, min: 1, max: 16),
                 MaxInFlightPerDevice = r.Int(dev, "device.maxInFlightPerDevice", deviceConfig.MaxInFlightPerDevice, min: 1, max: 1024),
                 TransferTimeout = TimeSpan.FromMilliseconds(r.Int(dev, "device.transferTimeoutMs", (int)deviceConfig.TransferTimeout.TotalMilliseconds, min: 1, max: 3_600_000)),
+                WithinDeviceBytesPerSecond = BytesPerSecond(r, dev, "device.withinDeviceCapGBps"),
+                BetweenDevicesBytesPerSecond = BytesPerSecond(r, dev, "device.betweenDevicesCapGBps"),
             };
         }
 
@@ -344,6 +352,16 @@ public sealed record HostConfig
             LogLevel = level,
             Source = source,
         };
+    }
+
+    /// <summary>A bandwidth cap in GB/s (10^9 bytes per second; 0: unlimited) as bytes per second.</summary>
+    private static long BytesPerSecond(ConfigReader r, JObject obj, string key)
+    {
+        const double MaxGBps = 1_000_000; // 1 PB/s: far above any device, and safely inside a long
+        var gbps = r.Double(obj, key, 0);
+        return gbps <= MaxGBps
+            ? (long)Math.Round(gbps * 1e9)
+            : throw r.Error(key, $"0 (unlimited) <= GB/s <= {MaxGBps:0}", $"got {gbps.ToString(CultureInfo.InvariantCulture)}");
     }
 
     /// <summary>Typed getters whose errors name the source and the dotted key.</summary>

@@ -92,6 +92,9 @@ public abstract class DeviceContract(RuntimeFixture fixture)
     public void Relocation_RandomWeights_IsBitExact() => Run("relocation-bit-exact");
 
     [Fact]
+    public void Relocation_BandwidthCap_PacesToCapAndIsBitExact() => Run("relocation-bandwidth-cap");
+
+    [Fact]
     public void Relocation_FailedCopy_KeepsOldMappingAndFreesStaging() => Run("relocation-failed-copy");
 
     [Fact]

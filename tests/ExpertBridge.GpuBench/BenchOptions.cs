@@ -15,7 +15,13 @@ internal sealed class BenchOptions
           compute          compute slowdown of a busy stream while relocation runs beside it (needs --ptx)
         options: --json FILE  --layers 58  --experts 16  --expert-mb 44  --ptx FILE  --seconds 1
                  --timeout-s 300  --emulated (relocation and conformance on the CUDA emulator, without a GPU)
+                 --cap-gbps X  relocation bandwidth cap per device in GB/s (within-device and between-devices
+                               budgets; 0: unlimited, the default). compute takes a list: the within-device scenario
+                               runs once per cap (default 0,800,400,200,100); the peer scenario runs unlimited
         """;
+
+    /// <summary>The caps the compute verb's within-device scenario runs at by default (GB/s, 0: unlimited).</summary>
+    public static readonly IReadOnlyList<double> DefaultComputeCaps = [0, 800, 400, 200, 100];
 
     public string Verb { get; private init; } = "help";
 
@@ -37,6 +43,15 @@ internal sealed class BenchOptions
 
     public bool Emulated { get; private init; }
 
+    /// <summary>Relocation bandwidth caps in GB/s (0: unlimited); one value except for compute.</summary>
+    public IReadOnlyList<double> CapsGBps { get; private init; } = [0];
+
+    /// <summary>The single cap of a verb other than compute, in bytes per second (null: unlimited).</summary>
+    public long? CapBytesPerSecond => ToBytesPerSecond(CapsGBps[0]);
+
+    /// <summary>GB/s (10^9 bytes per second) to the engine's bytes per second; 0: unlimited (null).</summary>
+    public static long? ToBytesPerSecond(double gbps) => gbps > 0 ? (long)Math.Round(gbps * 1e9) : null;
+
     /// <summary>Parses the arguments; throws <see cref="FormatException"/> naming the option and the rule.</summary>
     public static BenchOptions Parse(IReadOnlyList<string> args)
     {
@@ -44,6 +59,7 @@ internal sealed class BenchOptions
         int layers = 58, experts = 16, expertMb = 44, timeout = 300, rank = 0;
         double seconds = 1;
         var emulated = false;
+        IReadOnlyList<double>? caps = null;
         for (var i = 1; i < args.Count; i++)
         {
             switch (args[i])
@@ -64,13 +80,21 @@ internal sealed class BenchOptions
 
                     break;
                 case "--emulated": emulated = true; break;
+                case "--cap-gbps": caps = Caps(args, ref i); break;
                 default: throw new FormatException($"unknown option '{args[i]}'");
             }
         }
 
+        var verb = args.Count > 0 ? args[0] : "help";
+        if (caps is { Count: > 1 } && verb != "compute")
+        {
+            throw new FormatException($"--cap-gbps: one value for {verb} (a list only for compute)");
+        }
+
         return new BenchOptions
         {
-            Verb = args.Count > 0 ? args[0] : "help",
+            Verb = verb,
+            CapsGBps = caps ?? (verb == "compute" ? DefaultComputeCaps : [0]),
             Json = json,
             Ptx = ptx,
             Layers = layers,
@@ -85,6 +109,23 @@ internal sealed class BenchOptions
 
     private static string Value(IReadOnlyList<string> args, ref int i) =>
         i + 1 < args.Count ? args[++i] : throw new FormatException($"{args[i]}: the value is missing");
+
+    private static List<double> Caps(IReadOnlyList<string> args, ref int i)
+    {
+        var text = Value(args, ref i);
+        var caps = new List<double>();
+        foreach (var part in text.Split(','))
+        {
+            if (!double.TryParse(part, NumberStyles.Float, CultureInfo.InvariantCulture, out var gbps) || !double.IsFinite(gbps) || gbps < 0 || gbps > 1e6)
+            {
+                throw new FormatException($"--cap-gbps: GB/s values 0 (unlimited) to 1000000, comma-separated, got '{text}'");
+            }
+
+            caps.Add(gbps);
+        }
+
+        return caps;
+    }
 
     private static int Int(IReadOnlyList<string> args, ref int i, int min)
     {

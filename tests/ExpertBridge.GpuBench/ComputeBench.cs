@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using ExpertBridge.Core;
 using ExpertBridge.Devices;
 using ExpertBridge.Devices.Relocation;
@@ -10,7 +11,8 @@ namespace ExpertBridge.GpuBench;
 /// <c>--seconds</c> long) alone, then while the relocation engine moves experts back and forth beside it on its
 /// low-priority copy streams (within device 0, and between device 0 and device 1 when there are two), then beside a
 /// plain driver copy on a normal-priority stream for reference. Two loads: an arithmetic-bound kernel and a
-/// memory-bound one (which shares HBM bandwidth with every copy). The slowdown is reported, not asserted; the relocation
+/// memory-bound one (which shares HBM bandwidth with every copy). The within-device scenario runs once per relocation
+/// bandwidth cap (<c>--cap-gbps</c>, default unlimited, 800, 400, 200, 100 GB/s per device), the peer one unlimited. The slowdown is reported, not asserted; the relocation
 /// busy fraction says how much of the compute window relocation was actually running (between moves the host plans
 /// and commits).
 /// </summary>
@@ -40,37 +42,54 @@ internal static class ComputeBench
             var slots = devices == 1 ? 2 * options.Experts : options.Experts;
             var layers = Deployment.FitLayers(runtime, options.Layers, slots, options.ExpertBytes, devices, reserve: 3L << 30) / 2;
             using var deployment = new Deployment(runtime, devices, Math.Max(1, layers), options.Experts, options.ExpertBytes);
-            using var engine = new RelocationEngine(runtime, deployment.Registry, deployment.A, new RelocationOptions
-            {
-                MaxInFlightPerDevice = 16,
-                MaxLayersInFlight = 4,
-                TransferTimeout = TimeSpan.FromMinutes(2),
-            });
             var relocation = devices == 1 ? "within-device" : "peer";
+            var caps = devices == 1 ? options.CapsGBps : [0];
+            var inForce = deployment.A;
             foreach (var (name, launch) in loads)
             {
                 var reps = Calibrate(runtime, compute, launch, options.Seconds);
-                var alone = Time(runtime, compute, launch, reps);
-                var (beside, moved, busy) = BesideRelocation(runtime, compute, launch, reps, engine, deployment);
-                var besidePlain = BesidePlainCopy(runtime, compute, launch, reps);
-                var slowdown = ((beside / alone) - 1) * 100;
-                var row = new Row
+                var besidePlain = BesidePlainCopy(runtime, compute, launch, reps, out var plainAlone);
+                foreach (var cap in caps)
                 {
-                    ["name"] = $"compute-{name}-beside-{relocation}-relocation",
-                    ["launches"] = reps,
-                    ["compute_alone_ms"] = alone,
-                    ["compute_beside_relocation_ms"] = beside,
-                    ["slowdown_pct"] = slowdown,
-                    ["relocation_GBps_during"] = moved / (beside / 1e3) / 1e9,
-                    ["relocation_busy_fraction"] = busy,
-                    ["compute_beside_plain_copy_ms"] = besidePlain,
-                    ["plain_copy_slowdown_pct"] = ((besidePlain / alone) - 1) * 100,
-                    ["target_slowdown_pct"] = TargetSlowdownPercent,
-                    ["target_met"] = slowdown <= TargetSlowdownPercent,
-                };
-                Console.WriteLine(row);
-                rows.Add(row);
+                    using var engine = new RelocationEngine(runtime, deployment.Registry, inForce, new RelocationOptions
+                    {
+                        MaxInFlightPerDevice = 16,
+                        MaxLayersInFlight = 4,
+                        TransferTimeout = TimeSpan.FromMinutes(2),
+                        WithinDeviceBytesPerSecond = BenchOptions.ToBytesPerSecond(cap),
+                        BetweenDevicesBytesPerSecond = BenchOptions.ToBytesPerSecond(cap),
+                    });
+                    var alone = Time(runtime, compute, launch, reps);
+                    var (beside, moved, busy) = BesideRelocation(runtime, compute, launch, reps, engine, deployment);
+                    inForce = engine.InForce;
+                    var slowdown = ((beside / alone) - 1) * 100;
+                    var row = new Row
+                    {
+                        ["name"] = $"compute-{name}-beside-{relocation}-relocation{(cap > 0 ? $"-cap-{cap.ToString(CultureInfo.InvariantCulture)}GBps" : "")}",
+                        ["cap_GBps"] = cap,
+                        ["launches"] = reps,
+                        ["compute_alone_ms"] = alone,
+                        ["compute_beside_relocation_ms"] = beside,
+                        ["slowdown_pct"] = slowdown,
+                        ["relocation_GBps_during"] = moved / (beside / 1e3) / 1e9,
+                        ["relocation_busy_fraction"] = busy,
+                        ["compute_beside_plain_copy_ms"] = besidePlain,
+                        ["plain_copy_slowdown_pct"] = ((besidePlain / plainAlone) - 1) * 100,
+                        ["target_slowdown_pct"] = TargetSlowdownPercent,
+                        ["target_met"] = slowdown <= TargetSlowdownPercent,
+                    };
+                    Console.WriteLine(row);
+                    rows.Add(row);
+                }
             }
+        }
+
+        Console.WriteLine($"{"relocation",-32} {"cap GB/s",9} {"slowdown %",11} {"GB/s during",12}  target <= {TargetSlowdownPercent}%");
+        foreach (var r in rows)
+        {
+            var cap = (double)r["cap_GBps"];
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{r["name"].ToString()!.Replace("compute-", "", StringComparison.Ordinal).Split("-cap-")[0],-32} {(cap > 0 ? cap.ToString("0", CultureInfo.InvariantCulture) : "none"),9} {(double)r["slowdown_pct"],11:0.0} {(double)r["relocation_GBps_during"],12:0} {((bool)r["target_met"] ? "met" : "missed")}"));
         }
 
         return rows;
@@ -147,15 +166,16 @@ internal static class ComputeBench
         return (ms, bytes, overlap / (to - from));
     }
 
-    /// <summary>The timed batch beside back-to-back 256 MiB device copies on a normal-priority stream.</summary>
-    private static double BesidePlainCopy(DeviceRuntime runtime, DeviceStream stream, Action launch, int reps)
+    /// <summary>The timed batch beside back-to-back 256 MiB device copies on a normal-priority stream; also the batch
+    /// alone just before (<paramref name="alone"/>).</summary>
+    private static double BesidePlainCopy(DeviceRuntime runtime, DeviceStream stream, Action launch, int reps, out double alone)
     {
         const long Size = 256L << 20;
         using var a = runtime.Allocate(0, Size);
         using var b = runtime.Allocate(0, Size);
         using var copies = runtime.CreateStream(0, StreamPriority.Normal);
         var oneCopy = Time(runtime, copies, () => copies.EnqueueCopy(b.Memory, a.Memory), 4) / 4;
-        var alone = Time(runtime, stream, launch, reps);
+        alone = Time(runtime, stream, launch, reps);
         var count = (int)Math.Clamp(alone * 1.5 / Math.Max(oneCopy, 1e-3), 1, 200_000);
         for (var i = 0; i < count; i++)
         {

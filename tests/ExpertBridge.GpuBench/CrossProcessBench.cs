@@ -45,6 +45,7 @@ internal static class CrossProcessBench
                 "--experts", options.Experts.ToString(CultureInfo.InvariantCulture),
                 "--expert-mb", (options.ExpertBytes >> 20).ToString(CultureInfo.InvariantCulture),
                 "--timeout-s", options.TimeoutSeconds.ToString(CultureInfo.InvariantCulture),
+                "--cap-gbps", options.CapsGBps[0].ToString(CultureInfo.InvariantCulture),
             ],
             new Dictionary<string, string> { ["CUDA_VISIBLE_DEVICES"] = visible is { Length: >= 2 } ? visible[1] : "1" });
         peer.Send(Convert.ToBase64String(id));
@@ -140,6 +141,7 @@ internal static class CrossProcessBench
             Locations = Where,
             Transport = transport,
             MaxLayersInFlight = 4,
+            BetweenDevicesBytesPerSecond = options.CapBytesPerSecond,
             TransferTimeout = TimeSpan.FromSeconds(options.TimeoutSeconds / 2),
         });
         var plan = engine.Plan(deployment.B);

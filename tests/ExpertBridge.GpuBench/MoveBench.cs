@@ -15,7 +15,7 @@ internal static class MoveBench
 {
     public const double Target = 0.9;
 
-    public static Row Run(DeviceRuntime runtime, string name, int devices, int layers, int experts, long bytes)
+    public static Row Run(DeviceRuntime runtime, string name, int devices, int layers, int experts, long bytes, long? cap)
     {
         using var deployment = new Deployment(runtime, devices, layers, experts, bytes);
         using var engine = new RelocationEngine(runtime, deployment.Registry, deployment.A, new RelocationOptions
@@ -23,6 +23,8 @@ internal static class MoveBench
             MaxInFlightPerDevice = 16,
             MaxLayersInFlight = 4,
             TransferTimeout = TimeSpan.FromMinutes(5),
+            WithinDeviceBytesPerSecond = cap,
+            BetweenDevicesBytesPerSecond = cap,
         });
         var (cold, coldStaged) = Move(engine, deployment.B);
         var wrongAfterFirst = deployment.CountWrong(deployment.B);
@@ -51,6 +53,7 @@ internal static class MoveBench
             ["layers"] = layers,
             ["experts_per_layer"] = experts,
             ["expert_bytes"] = bytes,
+            ["cap_GBps"] = (cap ?? 0) / 1e9,
             ["bytes"] = plan.TotalBytes,
             ["all_staged"] = coldStaged && warmStaged,
             ["wrong_experts"] = wrong,

@@ -76,11 +76,12 @@ static int Run(DeviceRuntime runtime, BenchOptions options)
                 var rows = new List<Row>();
                 var bytes = options.ExpertBytes;
                 var e = options.Experts;
-                rows.Add(MoveBench.Run(runtime, "within-device", 1, Deployment.FitLayers(runtime, options.Layers, 2 * e, bytes, 1), e, bytes));
+                var cap = options.CapBytesPerSecond;
+                rows.Add(MoveBench.Run(runtime, "within-device", 1, Deployment.FitLayers(runtime, options.Layers, 2 * e, bytes, 1), e, bytes, cap));
                 if (runtime.Devices.Count >= 2)
                 {
-                    rows.Add(MoveBench.Run(runtime, "peer", 2, Deployment.FitLayers(runtime, 8, e, bytes, 2), e, bytes));
-                    rows.Add(MoveBench.Run(runtime, "deepseek-v3-peer", 2, Deployment.FitLayers(runtime, options.Layers, e, bytes, 2), e, bytes));
+                    rows.Add(MoveBench.Run(runtime, "peer", 2, Deployment.FitLayers(runtime, 8, e, bytes, 2), e, bytes, cap));
+                    rows.Add(MoveBench.Run(runtime, "deepseek-v3-peer", 2, Deployment.FitLayers(runtime, options.Layers, e, bytes, 2), e, bytes, cap));
                 }
 
                 Write(options.Json, Json.Write(rows));

@@ -48,10 +48,10 @@ public sealed class DeviceBackendTests : IDisposable
 
     private DeviceRuntime Runtime => _runtime ?? throw new InvalidOperationException("no emulator");
 
-    private static HostConfig Config() => HostConfig.Parse($$"""
+    private static HostConfig Config(string deviceExtra = "") => HostConfig.Parse($$"""
         { "model": { "layers": {{Layers}}, "experts": {{Experts}} },
           "topology": { "devices": {{Devices}}, "slotsPerDevice": {{PerDevice}} },
-          "backend": "cuda", "device": { "emulated": true, "verify": true, "transferTimeoutMs": 20000 },
+          "backend": "cuda", "device": { "emulated": true, "verify": true, "transferTimeoutMs": 20000{{deviceExtra}} },
           "rebalance": { "imbalanceTrigger": 0, "checkEverySteps": 10, "windowSteps": 50, "warmupSteps": 0 },
           "moveBudget": { "maxLayersPerBoundary": 1 } }
         """, "device-test.json");
@@ -60,14 +60,14 @@ public sealed class DeviceBackendTests : IDisposable
     private static byte[] Pattern(int layer, int expert, int tensor) =>
         [.. Enumerable.Range(0, s_tensorBytes[tensor]).Select(i => (byte)((layer * 97) + (expert * 31) + (tensor * 7) + i))];
 
-    private Bridge StartWithWeights()
+    private Bridge StartWithWeights(HostConfig? config = null)
     {
         if (_runtime is null)
         {
             Assert.Skip($"the CUDA emulator is not available here: {_unavailable}");
         }
 
-        var bridge = Bridge.Create(Config(), new BridgeServices { PolicySourceFactory = c => PolicySources.ForPolicy(new GreedyTestPolicy(), c, NullLoggerFactory.Instance) });
+        var bridge = Bridge.Create(config ?? Config(), new BridgeServices { PolicySourceFactory = c => PolicySources.ForPolicy(new GreedyTestPolicy(), c, NullLoggerFactory.Instance) });
         for (var l = 0; l < Layers; l++)
         {
             for (var s = 0; s < Slots; s++)
@@ -164,6 +164,27 @@ public sealed class DeviceBackendTests : IDisposable
         Assert.Equal(stats.ExpertsMoved * s_tensorBytes.Sum(), stats.BytesMoved);
         Assert.Empty(WrongSlots(bridge));
         Assert.True(PlacementMetrics.Evaluate(bridge.Placement, LoadMatrix.FromRows([[200, 80, 10, 10, 10, 10, 10, 10], [200, 80, 10, 10, 10, 10, 10, 10]])).ImbalanceMean < 1.2);
+    }
+
+    [Fact]
+    public void Rebalance_BandwidthCapsConfigured_PacesTheMoveAndStillLandsEveryExpert()
+    {
+        const double CapGBps = 0.000002; // 2 kB/s per device and budget: an expert (352 bytes) every 176 ms
+        using var bridge = StartWithWeights(Config(", \"withinDeviceCapGBps\": 0.000002, \"betweenDevicesCapGBps\": 0.000002"));
+        RecordSkewedSteps(bridge, 30);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var outcome = bridge.RequestRebalance(TimeSpan.FromSeconds(30));
+        var took = clock.Elapsed;
+        CommitAll(bridge);
+        var stats = bridge.Stats;
+
+        Assert.Equal(RebalanceOutcome.Staged, outcome);
+        Assert.True(stats.BytesMoved > 0);
+        // Every byte is charged to at least one of the 2 devices x 2 budgets; one expert may go ahead within the burst.
+        var least = TimeSpan.FromSeconds(((stats.BytesMoved / 4.0) - s_tensorBytes.Sum()) / (CapGBps * 1e9)) - TimeSpan.FromMilliseconds(5);
+        Assert.True(took >= least, $"{stats.BytesMoved} bytes staged in {took.TotalMilliseconds:0} ms; the caps allow no less than {least.TotalMilliseconds:0} ms");
+        Assert.Empty(WrongSlots(bridge));
     }
 
     [Fact]

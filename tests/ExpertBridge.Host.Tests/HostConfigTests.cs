@@ -80,6 +80,10 @@ public class HostConfigTests
     [InlineData("{" + Model + ", \"backend\": \"cuda\", \"device\": { \"emulate\": true } }", "bridge.json: device.emulate", "emulated, verify")]
     [InlineData("{" + Model + ", \"backend\": \"cuda\", \"device\": { \"verify\": \"yes\" } }", "bridge.json: device.verify", "true or false")]
     [InlineData("{" + Model + ", \"backend\": \"cann\", \"device\": { \"copyStreamsPerDevice\": 0 } }", "bridge.json: device.copyStreamsPerDevice", "1 <= value <= 16")]
+    [InlineData("{" + Model + ", \"backend\": \"cuda\", \"device\": { \"withinDeviceCapGBps\": -1 } }", "bridge.json: device.withinDeviceCapGBps", "a finite number >= 0")]
+    [InlineData("{" + Model + ", \"backend\": \"cuda\", \"device\": { \"betweenDevicesCapGBps\": 2e6 } }", "bridge.json: device.betweenDevicesCapGBps", "0 (unlimited) <= GB/s <= 1000000")]
+    [InlineData("{" + Model + ", \"backend\": \"cuda\", \"device\": { \"withinDeviceCapGBps\": \"200\" } }", "bridge.json: device.withinDeviceCapGBps", "a number")]
+    [InlineData("{" + Model + ", \"backend\": \"cuda\", \"device\": { \"capGBps\": 200 } }", "bridge.json: device.capGBps", "withinDeviceCapGBps, betweenDevicesCapGBps")]
     [InlineData("[1, 2]", "bridge.json", "JSON object")]
     [InlineData("{ \"model\": ", "bridge.json", "valid JSON")]
     public void Parse_Mistake_NamesTheKeyAndTheRule(string json, string subject, string rule)
@@ -97,6 +101,18 @@ public class HostConfigTests
 
         Assert.Equal(BackendKind.Cuda, c.Backend);
         Assert.Equal(new DeviceConfig { Emulated = true, Verify = true, CopyStreamsPerDevice = 3, MaxInFlightPerDevice = 8, TransferTimeout = TimeSpan.FromMilliseconds(1500) }, c.Device);
+    }
+
+    [Fact]
+    public void Parse_BandwidthCaps_AreGigabytesPerSecondAndDefaultToUnlimited()
+    {
+        var capped = HostConfig.Parse("{" + Model + ", \"backend\": \"cuda\", \"device\": { \"withinDeviceCapGBps\": 200.5, \"betweenDevicesCapGBps\": 0 } }", "bridge.json");
+        var plain = HostConfig.Parse("{" + Model + ", \"backend\": \"cuda\", \"device\": { \"verify\": true } }", "bridge.json");
+
+        Assert.Equal(200_500_000_000L, capped.Device.WithinDeviceBytesPerSecond);
+        Assert.Equal(0, capped.Device.BetweenDevicesBytesPerSecond);
+        Assert.Equal(0, plain.Device.WithinDeviceBytesPerSecond);
+        Assert.Equal(0, plain.Device.BetweenDevicesBytesPerSecond);
     }
 
     [Fact]

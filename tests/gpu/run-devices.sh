@@ -4,9 +4,9 @@
 # Stages (each logs to $OUT/<stage>.log and writes $OUT/<stage>.json; a failing stage does not stop the others):
 #   conformance-1gpu, conformance-2gpu, ipc (device memory shared by two processes), relocation (within a device,
 #   peer, DeepSeek-V3-sized), cross-process (two processes over NCCL), ptx (nvcc builds the busy kernels), compute
-#   (slowdown of a busy stream beside relocation).
+#   (slowdown of a busy stream beside relocation: within a device at several bandwidth caps, and peer).
 # Works with 1 GPU (two-GPU stages are skipped) or more (the first two are used). Every stage has a time limit; the
-# limits add up to 355 s, so the whole run stays under 6 minutes. Prints a summary table last; exit status 1 when a
+# limits add up to 385 s, so the whole run stays under 7 minutes. Prints a summary table last; exit status 1 when a
 # stage failed or timed out.
 # GPUBENCH_ARGS is appended to every GpuBench call (for example "--expert-mb 8" for a quick run; "--emulated" checks
 # this script on a machine without a GPU, with CUDA_VISIBLE_DEVICES=0,1 and the emulator in artifacts/native).
@@ -86,7 +86,7 @@ else
     if command -v nvcc >/dev/null && [ -f "$kernels" ]; then
         run_stage ptx 30 nvcc -ptx -arch=compute_90 -o "$work/busy.ptx" "$kernels"
         if [ -f "$work/busy.ptx" ]; then
-            CUDA_VISIBLE_DEVICES="$two" run_stage compute 60 "$bench" compute --ptx "$work/busy.ptx" --json "$OUT/compute.json" "${extra[@]}"
+            CUDA_VISIBLE_DEVICES="$two" run_stage compute 90 "$bench" compute --ptx "$work/busy.ptx" --json "$OUT/compute.json" "${extra[@]}"
         else
             skip_stage compute "no PTX (the ptx stage failed)"
         fi

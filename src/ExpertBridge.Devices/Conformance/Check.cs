@@ -212,6 +212,49 @@ internal sealed class Check(DeviceRuntime runtime, ConformanceOptions options)
         Require(s.LiveAllocationsBack(), "staging buffers were not freed after the commits");
     }
 
+    /// <summary>
+    /// Under bandwidth caps (within a device and between devices, the same rate) the busiest device's relocation takes
+    /// at least its bytes over the cap (less the pacer's burst allowance and one chunk), not far more, and the experts
+    /// land bit-exact. The move is first made unpaced; the cap is then set so that the way back takes about three times
+    /// as long (at least a quarter of a second), below what the device does on its own. Experts of at most 4 MiB: pacing
+    /// needs no large ones, and the check stays short on every backend.
+    /// </summary>
+    public void RelocationBandwidthCap()
+    {
+        using var s = new Scenario(runtime, Math.Min(options.ExpertBytes, 4L << 20), layers: 2);
+        TimeSpan unpaced;
+        using (var free = s.Engine(new RelocationOptions()))
+        {
+            var clock = Stopwatch.StartNew();
+            var first = free.ExecuteAsync(free.Plan(s.Next)).GetAwaiter().GetResult();
+            unpaced = clock.Elapsed;
+            Require(first.AllStaged, Describe(first));
+            CommitStaged(free);
+        }
+
+        var expertBytes = Enumerable.Range(0, s.Initial.Layers).Select(s.Registry.ExpertBytes).ToArray();
+        var busiest = RelocationPlanner.Plan(s.Next, s.Initial, expertBytes).BusiestBudgetBytes();
+        var target = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(250).Ticks, 3 * unpaced.Ticks));
+        var cap = Math.Max(1, (long)(busiest / target.TotalSeconds));
+        using var paced = new RelocationEngine(runtime, s.Registry, s.Next, new RelocationOptions { WithinDeviceBytesPerSecond = cap, BetweenDevicesBytesPerSecond = cap });
+        var plan = paced.Plan(s.Initial);
+        var watch = Stopwatch.StartNew();
+        var result = paced.ExecuteAsync(plan).GetAwaiter().GetResult();
+        var took = watch.Elapsed;
+        Require(result.AllStaged, Describe(result));
+        CommitStaged(paced);
+        var least = TimeSpan.FromSeconds((busiest - new BandwidthPacer(cap).ChunkBytes) / (double)cap) - BandwidthPacer.Burst;
+        Figures["unpaced_ms"] = unpaced.TotalMilliseconds;
+        Figures["cap_GBps"] = cap / 1e9;
+        Figures["busiest_budget_GBps"] = busiest / took.TotalSeconds / 1e9;
+        Figures["paced_ms"] = took.TotalMilliseconds;
+        Require(took >= least, $"{busiest} bytes on the busiest budget under a cap of {cap} B/s took {took.TotalMilliseconds:0.#} ms, less than the {least.TotalMilliseconds:0.#} ms the cap allows");
+        Require(took < (2 * target) + TimeSpan.FromSeconds(1), $"the capped move took {took.TotalMilliseconds:0.#} ms, far beyond the {target.TotalMilliseconds:0} ms the cap implies (pacing stalls)");
+        Require(paced.InForce.Equals(s.Initial), "after committing every layer the placement in force is not the target");
+        s.RequireContents(paced.InForce);
+        Require(paced.ReleaseFinished() == 0 && s.LiveAllocationsBack(), "staging buffers were not freed after the commits");
+    }
+
     public void RelocationFailedCopy()
     {
         var faults = runtime.Faults ?? throw new CheckSkippedException("fault injection needs the host backend or an emulator");

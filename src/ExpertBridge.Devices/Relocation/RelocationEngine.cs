@@ -66,6 +66,7 @@ public sealed class RelocationEngine : IDisposable
     private readonly Dictionary<int, Lane[]> _lanes = [];
     private readonly Dictionary<int, DeviceStream> _commitStreams = [];
     private readonly Dictionary<int, SemaphoreSlim> _slots = [];
+    private readonly Dictionary<(int Device, bool Within), BandwidthPacer> _pacers = [];
     private readonly object _transportGate = new();
     private readonly Dictionary<int, Lane> _transportLanes = [];
     private Task _collectiveChain = Task.CompletedTask;
@@ -89,6 +90,12 @@ public sealed class RelocationEngine : IDisposable
         if (_options.MaxInFlightPerDevice < 1 || _options.MaxLayersInFlight < 1 || _options.CopyStreamsPerDevice < 1)
         {
             throw new InputException("relocation options", "in-flight limits and copy streams >= 1", "a limit is below 1");
+        }
+
+        if (_options.WithinDeviceBytesPerSecond < 0 || _options.BetweenDevicesBytesPerSecond < 0)
+        {
+            throw new InputException("relocation options", "bandwidth caps >= 0 bytes per second (null or 0: unlimited)",
+                $"within device {_options.WithinDeviceBytesPerSecond}, between devices {_options.BetweenDevicesBytesPerSecond}");
         }
 
         if (_options.Transport is { } transport)
@@ -428,21 +435,13 @@ public sealed class RelocationEngine : IDisposable
 
             try
             {
-                var sources = _registry.Get(t.Layer, t.SourceSlot)!;
-                var targets = LandingOf(work, t);
                 var lane = NextLane(dst);
-                DeviceEvent evt;
-                lock (lane)
+                var events = await IssueTransfer(work, t, lane, cancellationToken).ConfigureAwait(false);
+                await AwaitTransfer(work, lane, events[^1], t, cancellationToken).ConfigureAwait(false);
+                foreach (var e in events)
                 {
-                    for (var i = 0; i < sources.Count; i++)
-                    {
-                        lane.Stream.EnqueueCopy(targets[i], sources[i]);
-                    }
-
-                    evt = lane.Stream.Record();
+                    _ = e.IsComplete; // stream order: all done; throws if an earlier chunk failed
                 }
-
-                await AwaitTransfer(work, lane, evt, t, cancellationToken).ConfigureAwait(false);
             }
             finally
             {
@@ -455,6 +454,90 @@ public sealed class RelocationEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Enqueues a transfer's copies on <paramref name="lane"/>. Unpaced: all of them, then one event. Under a bandwidth
+    /// cap: in chunks of at most the pacer's chunk size, each issued when the devices' budgets allow it and followed by
+    /// its own event (other transfers' chunks may come between on the lane; an event reports only its chunk's failure).
+    /// Returns the events in issue order.
+    /// </summary>
+    private async Task<List<DeviceEvent>> IssueTransfer(LayerWork work, SlotTransfer t, Lane lane, CancellationToken cancellationToken)
+    {
+        var sources = _registry.Get(t.Layer, t.SourceSlot)!;
+        var targets = LandingOf(work, t);
+        var pacers = Pacers(t);
+        var chunk = pacers.Count == 0 ? long.MaxValue : pacers.Min(p => p.ChunkBytes);
+        var events = new List<DeviceEvent>();
+        try
+        {
+            foreach (var unit in Chunks(sources, targets, chunk))
+            {
+                if (pacers.Count > 0)
+                {
+                    await BandwidthPacer.WaitAsync(pacers, unit.Sum(c => c.Src.Length), cancellationToken).ConfigureAwait(false);
+                }
+
+                DeviceEvent evt;
+                lock (lane)
+                {
+                    foreach (var (dstPart, srcPart) in unit)
+                    {
+                        lane.Stream.EnqueueCopy(dstPart, srcPart);
+                    }
+
+                    evt = lane.Stream.Record();
+                }
+
+                lock (work)
+                {
+                    work.Events.Add((lane, evt));
+                }
+
+                events.Add(evt);
+            }
+        }
+        catch when (events.Count > 0)
+        {
+            // Chunks already enqueued may still write into the landing: keep it until their events complete.
+            Abandon(work, lane);
+            throw;
+        }
+
+        return events;
+    }
+
+    /// <summary>The copies of one expert (tensor by tensor) grouped into units of at most <paramref name="chunk"/>
+    /// bytes: a large tensor is split, small ones share a unit.</summary>
+    private static List<List<(DeviceMemory Dst, DeviceMemory Src)>> Chunks(IReadOnlyList<DeviceMemory> sources, IReadOnlyList<DeviceMemory> targets, long chunk)
+    {
+        var units = new List<List<(DeviceMemory, DeviceMemory)>>();
+        var unit = new List<(DeviceMemory, DeviceMemory)>();
+        long used = 0;
+        for (var i = 0; i < sources.Count; i++)
+        {
+            for (long off = 0; off < sources[i].Length;)
+            {
+                if (used == chunk)
+                {
+                    units.Add(unit);
+                    unit = [];
+                    used = 0;
+                }
+
+                var n = Math.Min(sources[i].Length - off, chunk - used);
+                unit.Add((targets[i].Slice(off, n), sources[i].Slice(off, n)));
+                used += n;
+                off += n;
+            }
+        }
+
+        if (unit.Count > 0 || units.Count == 0)
+        {
+            units.Add(unit);
+        }
+
+        return units;
+    }
+
     private async Task RunCollectiveAsync(LayerWork work, List<SlotTransfer> cross, CollectiveTurn turn, CancellationToken cancellationToken)
     {
         var layer = work.Plan.Layer;
@@ -462,6 +545,7 @@ public sealed class RelocationEngine : IDisposable
             $"layer {layer} moves experts between processes or nodes but no collective transport (NCCL/HCCL) is configured");
         await turn.Previous.ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
+        await PaceCollective(cross, cancellationToken).ConfigureAwait(false);
         var marks = new List<(Lane Lane, DeviceEvent Event, List<SlotTransfer> Transfers)>();
         lock (_transportGate)
         {
@@ -574,11 +658,6 @@ public sealed class RelocationEngine : IDisposable
 
     private async Task AwaitTransfer(LayerWork work, Lane lane, DeviceEvent evt, SlotTransfer t, CancellationToken cancellationToken)
     {
-        lock (work)
-        {
-            work.Events.Add((lane, evt));
-        }
-
         bool done;
         try
         {
@@ -786,6 +865,67 @@ public sealed class RelocationEngine : IDisposable
                 throw new InputException("relocation transport", "local device d holds rank g where Locations[g] is this process's device d",
                     $"global device {g} is local device {LocalOf(g)}, which holds rank {transport.RankOf(LocalOf(g))}");
             }
+        }
+    }
+
+    /// <summary>The pacers a local transfer is charged to: the device's within-device budget, or the between-devices
+    /// budgets of its source and its target.</summary>
+    private List<BandwidthPacer> Pacers(SlotTransfer t)
+    {
+        var src = LocalOf(t.SourceDevice);
+        var dst = LocalOf(t.TargetDevice);
+        var result = new List<BandwidthPacer>(2);
+        if (t.Kind == TransferKind.Local)
+        {
+            AddPacer(result, dst, within: true);
+        }
+        else
+        {
+            AddPacer(result, src, within: false);
+            AddPacer(result, dst, within: false);
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Waits until the between-devices budget of every local device in a layer's collective group allows its bytes (a
+    /// group is issued whole: its sends and receives must pair with the peers' in one order, so it is not split).
+    /// </summary>
+    private Task PaceCollective(List<SlotTransfer> cross, CancellationToken cancellationToken)
+    {
+        var wait = TimeSpan.Zero;
+        foreach (var group in cross.GroupBy(t => LocalOf(IsLocal(t.TargetDevice) ? t.TargetDevice : t.SourceDevice)))
+        {
+            var pacers = new List<BandwidthPacer>(1);
+            AddPacer(pacers, group.Key, within: false);
+            foreach (var p in pacers)
+            {
+                var w = p.Reserve(group.Sum(t => t.Bytes));
+                wait = w > wait ? w : wait;
+            }
+        }
+
+        return wait > TimeSpan.Zero ? Task.Delay(wait, cancellationToken) : Task.CompletedTask;
+    }
+
+    private void AddPacer(List<BandwidthPacer> pacers, int localDevice, bool within)
+    {
+        var cap = within ? _options.WithinDeviceBytesPerSecond : _options.BetweenDevicesBytesPerSecond;
+        if (cap is not > 0)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (!_pacers.TryGetValue((localDevice, within), out var pacer))
+            {
+                pacer = new BandwidthPacer(cap.Value);
+                _pacers[(localDevice, within)] = pacer;
+            }
+
+            pacers.Add(pacer);
         }
     }
 

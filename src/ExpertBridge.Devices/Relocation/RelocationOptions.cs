@@ -27,8 +27,22 @@ public sealed class RelocationOptions
     /// <summary>Dedicated low-priority copy streams per local device.</summary>
     public int CopyStreamsPerDevice { get; init; } = 2;
 
-    /// <summary>A transfer not finished this long after it was enqueued fails its layer.</summary>
+    /// <summary>A transfer not finished this long after it was enqueued (under a bandwidth cap: after its last chunk
+    /// was) fails its layer.</summary>
     public TimeSpan TransferTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Bandwidth budget of copies within one device (the device is source and target), in bytes per second per device;
+    /// null or 0: unlimited. Such copies read and write the same memory and, on GPUs, run as copy kernels: unthrottled
+    /// they take memory bandwidth and multiprocessor time from inference. The engine paces them (see docs/relocation.md).
+    /// </summary>
+    public long? WithinDeviceBytesPerSecond { get; init; }
+
+    /// <summary>
+    /// Bandwidth budget of transfers between devices (peer copies, other processes and nodes), in bytes per second per
+    /// device, counted on the source and on the target device; null or 0: unlimited.
+    /// </summary>
+    public long? BetweenDevicesBytesPerSecond { get; init; }
 
     /// <summary>Compare checksums of every moved expert with its source before the layer counts as staged.</summary>
     public bool Verify { get; init; }

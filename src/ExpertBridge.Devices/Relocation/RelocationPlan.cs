@@ -103,6 +103,31 @@ public sealed class RelocationPlan
     public IReadOnlyDictionary<(int Source, int Target), long> LinkBytes { get; }
 
     public int Count(TransferKind kind) => Layers.Sum(l => l.Transfers.Count(t => t.Kind == kind));
+
+    /// <summary>
+    /// The largest number of bytes charged to one bandwidth budget of one device (global devices): copies within a
+    /// device count against its within-device budget, other transfers against the between-devices budgets of their
+    /// source and target. Under a cap C the move takes at least about this over C.
+    /// </summary>
+    internal long BusiestBudgetBytes()
+    {
+        var within = new long[DeviceBytesOut.Count];
+        var between = new long[DeviceBytesOut.Count];
+        foreach (var t in Layers.SelectMany(l => l.Transfers))
+        {
+            if (t.Kind == TransferKind.Local)
+            {
+                within[t.TargetDevice] += t.Bytes;
+            }
+            else
+            {
+                between[t.SourceDevice] += t.Bytes;
+                between[t.TargetDevice] += t.Bytes;
+            }
+        }
+
+        return Math.Max(within.DefaultIfEmpty().Max(), between.DefaultIfEmpty().Max());
+    }
 }
 
 /// <summary>Where a global device (an EP rank of the topology) lives.</summary>
