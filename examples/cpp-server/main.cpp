@@ -59,6 +59,7 @@ struct Options {
     int window = 200;          // steps per imbalance window of the summary
     int metrics_port = 0;
     std::string policy;        // a .csx path (hot-reloaded) or a built-in name
+    std::string policy_source; // what the program writes to that path (default: EPLB with keep-slots)
     bool quiet = false;
 };
 
@@ -66,7 +67,7 @@ struct Options {
 {
     std::fprintf(stderr, "error: %s\n", error);
     std::fprintf(stderr,
-                 "usage: cpp-server --policy <file.csx|builtin> [--backend host|cuda] [--steps N] [--layers N]\n"
+                 "usage: cpp-server --policy <file.csx|builtin> [--policy-source F.csx] [--backend host|cuda] [--steps N] [--layers N]\n"
                  "                  [--experts N] [--devices N] [--inter N]\n"
                  "                  [--slots-per-device N] [--hidden N] [--tokens N] [--top-k N] [--shift-every N]\n"
                  "                  [--rewrite-at STEP] [--rewrite-every N] [--window N] [--metrics-port P]\n"
@@ -100,6 +101,7 @@ Options parse(int argc, char** argv)
         }
         const char* v = argv[++i];
         if (a == "--policy") o.policy = v;
+        else if (a == "--policy-source") o.policy_source = v;
         else if (a == "--backend") o.backend = v;
         else if (a == "--inter") o.inter = static_cast<int>(parse_long("--inter", v, 1));
         else if (a == "--steps") o.steps = parse_long("--steps", v, 1);
@@ -251,15 +253,29 @@ private:
     std::vector<double> logits_;
 };
 
-void write_policy(const std::string& path, int generation)
+// Writes the policy script the bridge watches: EPLB (the bridge's built-in port) by default, or the text of
+// `source` (for example policies/omniplacement.csx; its #load paths resolve next to `path`). Each generation changes
+// the content, so the bridge sees a new version.
+void write_policy(const std::string& path, int generation, const std::string& source)
 {
+    std::ostringstream body;
+    if (source.empty()) {
+        body << "// @option window = " << (generation % 2 == 0 ? 200 : 400) << "\n"
+             << "return new ExpertBridge.Core.Policies.EplbPolicy();\n";
+    } else {
+        std::ifstream in(source);
+        if (!in) {
+            std::fprintf(stderr, "error: --policy-source %s: cannot read the file\n", source.c_str());
+            std::exit(2);
+        }
+        body << in.rdbuf();
+    }
     // Deploy by rename: write a temporary file, then move it over the watched one.
     std::string tmp = path + ".tmp";
     {
         std::ofstream f(tmp);
         f << "// ExpertBridge example policy, generation " << generation << " (rewritten by cpp-server while serving).\n"
-          << "// @option window = " << (generation % 2 == 0 ? 200 : 400) << "\n"
-          << "return new ExpertBridge.Core.Policies.EplbPolicy();\n";
+          << body.str();
     }
     std::rename(tmp.c_str(), path.c_str());
 }
@@ -274,7 +290,7 @@ int main(int argc, char** argv)
 
     std::string policy = o.policy;
     if (is_script(policy)) {
-        write_policy(policy, 0);
+        write_policy(policy, 0, o.policy_source);
     }
 
     std::ostringstream config;
@@ -473,7 +489,7 @@ int main(int argc, char** argv)
         if (rewrite_now && is_script(policy)) {
             EB_CHECK(eb_get_stats(bridge, &stats));
             reloads_at_rewrite = stats.policy_reloads;
-            write_policy(policy, static_cast<int>(++policy_rewrites));
+            write_policy(policy, static_cast<int>(++policy_rewrites), o.policy_source);
             if (!o.quiet) std::printf("step %ld: rewrote %s (generation %ld); the bridge reloads it by itself\n", step, policy.c_str(), policy_rewrites);
         } else if (rewrite_now) {
             EB_CHECK(eb_reload_policies(bridge));  // a built-in policy has no file to watch: reload it explicitly

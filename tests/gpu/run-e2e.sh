@@ -5,7 +5,8 @@
 # while serving, the policy file rewritten mid-run. Writes summary.json, run.log and build.log to $OUT.
 #   bash tests/gpu/run-e2e.sh artifacts/e2e-gpu.tgz
 # Environment: E2E_MODE=cuda|host (host: the CI mode, to prove the bundle where there is no GPU), E2E_STEPS, E2E_DEVICES,
-#   E2E_DIR (unpack folder, default /tmp/eb-e2e), E2E_ARGS (extra cpp-server arguments).
+#   E2E_DIR (unpack folder, default /tmp/eb-e2e), E2E_ARGS (extra cpp-server arguments), E2E_POLICY (a script of the
+#   bundled policies/, e.g. omniplacement.csx, that the program writes and rewrites instead of EPLB).
 set -euo pipefail
 archive=${1:-artifacts/e2e-gpu.tgz}
 OUT=${OUT:-/tmp/out}
@@ -27,6 +28,11 @@ if [ "$mode" = cuda ] && ! grep -q "CUDA mode on" "$OUT/build.log"; then
 fi
 
 work="$dir/work"; mkdir -p "$work"
+policy_args=()
+if [ -n "${E2E_POLICY:-}" ]; then
+  cp -r "$dir/policies/lib" "$work/"        # the script's #load paths resolve next to the watched file
+  policy_args=(--policy-source "$dir/policies/$E2E_POLICY")
+fi
 if [ "$mode" = cuda ]; then
   command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=index,name,memory.total --format=csv > "$OUT/gpus.csv" || true
   # 4 layers x 32 experts on 2 GPUs x 20 slots; experts of DeepSeek-V3's shape (7168 x 2048, bf16: 84 MiB each),
@@ -37,7 +43,7 @@ else
   set -- --backend host --steps "${E2E_STEPS:-1500}"
 fi
 # shellcheck disable=SC2086
-EXPERTBRIDGE_SUMMARY="$OUT/summary.json" "$dir/native/examples/cpp-server" --policy "$work/policy.csx" "$@" ${E2E_ARGS:-} \
+EXPERTBRIDGE_SUMMARY="$OUT/summary.json" "$dir/native/examples/cpp-server" --policy "$work/policy.csx" "${policy_args[@]}" "$@" ${E2E_ARGS:-} \
   > "$OUT/run.log" 2>&1 && rc=0 || rc=$?
 tail -n 6 "$OUT/run.log"
 [ -f "$OUT/summary.json" ] && cat "$OUT/summary.json"
