@@ -29,7 +29,7 @@ internal sealed class ProgressReporter : IProgress<ReplayProgress>, IDisposable
     private readonly ProgressMode _mode;
     private readonly string _label;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private long _lastDraw = long.MinValue;
+    private long _lastDraw = -s_redrawTicks; // the first report draws (and never overflows the subtraction)
     private int _lastTenth = -1;
     private bool _barOpen;
 
