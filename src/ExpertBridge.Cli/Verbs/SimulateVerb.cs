@@ -75,12 +75,13 @@ internal sealed class SimulateVerb : Verb
         var workloads = new List<(string, IReadOnlyList<int[]>)>();
         PolicyLatency? bestEp = null;
         PolicyLatency? hindsight = null;
+        var replayOptions = SharedOptions.ReplayOptions(args, trace, policyOptions);
         foreach (var policy in policies)
         {
             // The first replay (trivial) also prices the bounds: BestEP and EPLB in hindsight.
-            var groups = hindsight is null ? SharedOptions.ExpertGroups(args, trace.Experts) : 0;
+            var groups = hindsight is null ? replayOptions.ExpertGroups : 0;
             var observer = new LatencyObserver(new LatencyModel(model, table, interconnect), exportSteps, exportLayers, groups);
-            var options = SharedOptions.ReplayOptions(args, trace, policyOptions) with { Observer = observer };
+            var options = replayOptions with { Observer = observer };
             using var progress = context.StartProgress($"simulate {policy.Name}");
             var replay = ReplayEngine.Run(trace, topology, policy, options, progress, context.Cancellation);
             results.Add(observer.Result(policy.Name, replay));
