@@ -53,12 +53,16 @@ internal sealed class BandwidthPacer
 
     /// <summary>Waits out the reservations of every pacer in <paramref name="pacers"/> (the longest wait) without
     /// blocking a thread.</summary>
-    public static Task WaitAsync(IEnumerable<BandwidthPacer> pacers, long bytes, CancellationToken cancellationToken)
+    public static Task WaitAsync(IEnumerable<BandwidthPacer> pacers, long bytes, CancellationToken cancellationToken) =>
+        WaitAsync(pacers.Select(p => (p, bytes)), cancellationToken);
+
+    /// <summary>Reserves each (pacer, bytes) pair and waits out the longest of their waits without blocking a thread.</summary>
+    public static Task WaitAsync(IEnumerable<(BandwidthPacer Pacer, long Bytes)> reservations, CancellationToken cancellationToken)
     {
         var wait = TimeSpan.Zero;
-        foreach (var p in pacers)
+        foreach (var (pacer, bytes) in reservations)
         {
-            var w = p.Reserve(bytes);
+            var w = pacer.Reserve(bytes);
             if (w > wait)
             {
                 wait = w;

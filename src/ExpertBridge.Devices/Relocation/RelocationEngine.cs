@@ -894,19 +894,16 @@ public sealed class RelocationEngine : IDisposable
     /// </summary>
     private Task PaceCollective(List<SlotTransfer> cross, CancellationToken cancellationToken)
     {
-        var wait = TimeSpan.Zero;
+        var reservations = new List<(BandwidthPacer, long)>();
         foreach (var group in cross.GroupBy(t => LocalOf(IsLocal(t.TargetDevice) ? t.TargetDevice : t.SourceDevice)))
         {
             var pacers = new List<BandwidthPacer>(1);
             AddPacer(pacers, group.Key, within: false);
-            foreach (var p in pacers)
-            {
-                var w = p.Reserve(group.Sum(t => t.Bytes));
-                wait = w > wait ? w : wait;
-            }
+            var bytes = group.Sum(t => t.Bytes);
+            reservations.AddRange(pacers.Select(p => (p, bytes)));
         }
 
-        return wait > TimeSpan.Zero ? Task.Delay(wait, cancellationToken) : Task.CompletedTask;
+        return BandwidthPacer.WaitAsync(reservations, cancellationToken);
     }
 
     private void AddPacer(List<BandwidthPacer> pacers, int localDevice, bool within)
