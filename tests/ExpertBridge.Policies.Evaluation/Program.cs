@@ -16,7 +16,9 @@ using ExpertBridge.Scripting;
 //       defaults (which are omniplacement.csx's header values); key=value pairs override them.
 //   steady [--cases=...] [--repeat=N] [--only=steady|cold] [key=value ...]
 //       thread CPU time of OmniPlacementBenchmarks' calls (a fresh instance per call, window 100): the rebalance at
-//       step 500 from the policy's own placement of step 400 (steady) and the first one at step 100 (cold).
+//       step 500 from the policy's own placement of step 400 (steady) and the first one at step 100 (cold). The last
+//       column fingerprints the placement in force and the one decided (SHA-256 of the slot table, 8 hex digits): a pure
+//       speed change of the library must leave both unchanged.
 // The pareto and static modes run the real scripts (policies/NAME.csx) through the scripting host; key=value pairs
 // override their header options. Build with -c Release.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -173,11 +175,12 @@ switch (mode)
 
                 var times = new List<double>();
                 OmniPlacementReport? report = null;
+                Placement? decided = null;
                 for (var r = 0; r < repeat + 2; r++)
                 {
                     var policy = new OmniPlacementPolicy(options);
                     var start = ThreadClock.Milliseconds();
-                    policy.Decide(context);
+                    decided = policy.Decide(context).Placement;
                     var elapsed = ThreadClock.Milliseconds() - start;
                     report = policy.LastReport;
                     if (r >= 2)
@@ -187,7 +190,7 @@ switch (mode)
                 }
 
                 times.Sort();
-                Console.WriteLine($"| {c.Name} {name} | {times[times.Count / 2]:F2} | {times[0]:F2} | {report!.LayersTriggered} | {report.SlotWrites} | {report.PredictedImbalanceBefore:F4} -> {report.PredictedImbalanceAfter:F4} |");
+                Console.WriteLine($"| {c.Name} {name} | {times[times.Count / 2]:F2} | {times[0]:F2} | {report!.LayersTriggered} | {report.SlotWrites} | {report.PredictedImbalanceBefore:F4} -> {report.PredictedImbalanceAfter:F4} | {Fingerprint(context.Current)} -> {Fingerprint(decided ?? context.Current)} |");
             }
         }
 
@@ -198,3 +201,6 @@ switch (mode)
 }
 
 return 0;
+
+static string Fingerprint(Placement placement) =>
+    Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(placement.CopyPhy2Log().AsSpan())))[..8];
