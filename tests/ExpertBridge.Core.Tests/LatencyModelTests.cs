@@ -40,6 +40,34 @@ public class LatencyModelTests
         Assert.Contains("valid JSON", ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("[1, 2]", "the top level is an array")]
+    [InlineData("""{"points": {"tokens": 1}}""", "'points' is an object")]
+    [InlineData("""{"points": [1, 2]}""", "points[0] is 1")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": "many", "ms": 0.04}]}""", "points[1].tokens is the string 'many'")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8}]}""", "points[1].ms is missing")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "hidden": "wide"}""", "'hidden' is the string 'wide'")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "intermediate": -5}""", "'intermediate' is -5")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "card": 5}""", "'card' is 5")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "additivity": [{"tokens": 8, "experts": true, "msTogether": 1, "msOne": 0.1}]}""", "additivity[0].experts is the boolean true")]
+    public void GemmTable_WrongShapeOrType_OneInputErrorNamingTheEntry(string json, string expected)
+    {
+        // Hand-edited tables: every mistake is an input error that names the file and the entry, never an exception of
+        // the JSON library (which the CLI would report as an internal error).
+        var ex = Assert.Throws<InputException>(() => GemmTable.Parse(json, "t.json"));
+        Assert.Equal("t.json", ex.Subject);
+        Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void GemmTable_OptionalFieldsAbsent_ParsesWithUnknownCardAndNoShape()
+    {
+        var t = GemmTable.Parse("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}]}""", "t.json");
+        Assert.Equal("unknown", t.Card);
+        Assert.Equal(0, t.Hidden);
+        Assert.Equal(0.04, t.Millis(8), 12);
+    }
+
     [Fact]
     public void Step_UniformLoadTrivialPlacement_EqualsBestEp()
     {
