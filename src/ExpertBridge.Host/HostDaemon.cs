@@ -46,8 +46,10 @@ public static partial class HostDaemon
             var tokens = new int[bridge.Layers * bridge.Slots];
             var changed = new int[bridge.Layers];
             string? line;
+            var number = 0;
             while (!cancellation.IsCancellationRequested && (line = input.ReadLine()) is not null)
             {
+                number++;
                 if (line.Length == 0)
                 {
                     continue;
@@ -56,7 +58,7 @@ public static partial class HostDaemon
                 JObject reply;
                 try
                 {
-                    reply = Handle(bridge, JObject.Parse(line), tokens, changed);
+                    reply = Handle(bridge, ParseRequest(line, number), tokens, changed);
                 }
                 catch (Exception ex) when (ex is InputException or JsonException or ObjectDisposedException or InvalidCastException or FormatException or OverflowException)
                 {
@@ -71,14 +73,33 @@ public static partial class HostDaemon
         return 0;
     }
 
-    private static JObject Handle(Bridge bridge, JObject request, int[] tokens, int[] changed)
+    private const string RuleOps = "one of step, boundary, mapping, rebalance, reload, stats";
+
+    /// <summary>One request line: a JSON object, else an input error naming the line.</summary>
+    private static JObject ParseRequest(string line, int number)
     {
-        var op = request.Value<string>("op") ?? throw new InputException("request.op", "one of step, boundary, mapping, rebalance, reload, stats", "missing");
+        JToken parsed;
+        try
+        {
+            parsed = JToken.Parse(line);
+        }
+        catch (JsonReaderException ex)
+        {
+            throw new InputException($"request line {number}", "one JSON object per line", $"not JSON at position {ex.LinePosition}: {ex.Message.Split(". ")[0]}");
+        }
+
+        return parsed as JObject ?? throw new InputException($"request line {number}", "one JSON object per line", $"got {parsed.Type.ToString().ToLowerInvariant()}");
+    }
+
+    private static JObject Handle(Bridge bridge, JObject json, int[] tokens, int[] changed)
+    {
+        var op = json["op"] is JValue { Type: JTokenType.String } name ? (string)name! : throw new InputException("request.op", RuleOps, json["op"] is null ? "missing" : $"got {json["op"]!.ToString(Formatting.None)}");
         switch (op)
         {
             case "step":
             {
-                var values = request["tokens"] as JArray ?? throw new InputException("step.tokens", "an array of layers x slots counts", "missing");
+                var request = new Request(json, op, "tokens", "epoch");
+                var values = request.Array("tokens");
                 if (values.Count != tokens.Length)
                 {
                     throw new InputException("step.tokens", "one count per (layer, physical slot)", $"expected {bridge.Layers} x {bridge.Slots} = {tokens.Length} counts, got {values.Count}");
@@ -86,22 +107,23 @@ public static partial class HostDaemon
 
                 for (var i = 0; i < tokens.Length; i++)
                 {
-                    tokens[i] = values[i].Value<int>();
+                    tokens[i] = (int)Request.Integer(values[i], $"step.tokens[{i}]", 0, int.MaxValue);
                 }
 
-                bridge.RecordStep(tokens, request.Value<long?>("epoch") ?? -1);
+                bridge.RecordStep(tokens, request.Integer("epoch", -1, -1, long.MaxValue));
                 return new JObject { ["ok"] = true };
             }
 
             case "boundary":
             {
+                _ = new Request(json, op);
                 var n = bridge.StepBoundary(changed, out var epoch);
                 return new JObject { ["epoch"] = epoch, ["changed"] = new JArray(changed.Take(n)) };
             }
 
             case "mapping":
             {
-                var layer = request.Value<int?>("layer") ?? -1;
+                var layer = (int)new Request(json, op, "layer").Integer("layer", -1, -1, bridge.Layers - 1);
                 var count = layer < 0 ? bridge.Layers : 1;
                 var phy2log = new int[count * bridge.Slots];
                 var epoch = bridge.CopyMapping(layer, phy2log, default, default);
@@ -110,19 +132,67 @@ public static partial class HostDaemon
 
             case "rebalance":
             {
-                var wait = TimeSpan.FromMilliseconds(request.Value<int?>("waitMs") ?? 0);
+                var wait = TimeSpan.FromMilliseconds(new Request(json, op, "waitMs").Integer("waitMs", 0, 0, int.MaxValue));
                 return new JObject { ["result"] = bridge.RequestRebalance(wait).ToString().ToLowerInvariant() };
             }
 
             case "reload":
+                _ = new Request(json, op);
                 bridge.ReloadPolicy();
                 return new JObject { ["ok"] = true };
 
             case "stats":
+                _ = new Request(json, op);
                 return JObject.FromObject(bridge.Stats);
 
             default:
-                throw new InputException("request.op", "one of step, boundary, mapping, rebalance, reload, stats", $"got '{op}'");
+                throw new InputException("request.op", RuleOps, $"got '{op}'");
+        }
+    }
+
+    /// <summary>
+    /// Checked access to one request's fields: a key the op does not take (a misspelt one, or one from another op) is
+    /// refused with the list of known keys rather than ignored, and every value is type- and range-checked; each
+    /// mistake is one <see cref="InputException"/> naming the op and the field.
+    /// </summary>
+    private readonly struct Request
+    {
+        private readonly JObject _json;
+        private readonly string _op;
+
+        public Request(JObject json, string op, params string[] known)
+        {
+            _json = json;
+            _op = op;
+            foreach (var property in json.Properties())
+            {
+                if (property.Name != "op" && System.Array.IndexOf(known, property.Name) < 0)
+                {
+                    var keys = known.Length == 0 ? "only 'op'" : "op, " + string.Join(", ", known);
+                    throw new InputException($"{op}.{property.Name}", $"keys of '{op}': {keys}", "unknown key");
+                }
+            }
+        }
+
+        public JArray Array(string field) => _json[field] switch
+        {
+            JArray array => array,
+            null => throw new InputException($"{_op}.{field}", "an array of layers x slots counts", "missing"),
+            var other => throw new InputException($"{_op}.{field}", "an array of layers x slots counts", $"got {other.Type.ToString().ToLowerInvariant()}"),
+        };
+
+        public long Integer(string field, long fallback, long min, long max) =>
+            _json[field] is null or { Type: JTokenType.Null } ? fallback : Integer(_json[field]!, $"{_op}.{field}", min, max);
+
+        public static long Integer(JToken token, string subject, long min, long max)
+        {
+            if (token is JValue { Type: JTokenType.Integer } value && value.Value is long or int && (long)value >= min && (long)value <= max)
+            {
+                return (long)value;
+            }
+
+            var range = max == long.MaxValue ? $">= {min}" : $"in [{min}, {max}]";
+            throw new InputException(subject, $"an integer {range}", $"got {token.ToString(Formatting.None)}");
         }
     }
 

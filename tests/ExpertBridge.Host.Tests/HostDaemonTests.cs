@@ -58,6 +58,34 @@ public sealed class HostDaemonTests : IDisposable
         Assert.NotNull(replies[25].Value<string>("error"));
     }
 
+    [Theory]
+    [InlineData("not json", "request line 1: not JSON")]
+    [InlineData("[1, 2]", "request line 1: got array (rule: one JSON object per line)")]
+    [InlineData("{}", "request.op: missing")]
+    [InlineData("{\"op\":5}", "request.op: got 5")]
+    [InlineData("{\"op\":\"reload\",\"policy\":\"other.csx\"}", "reload.policy: unknown key (rule: keys of 'reload': only 'op')")]
+    [InlineData("{\"op\":\"step\",\"token\":[1,2,3,4,5,6]}", "step.token: unknown key (rule: keys of 'step': op, tokens, epoch)")]
+    [InlineData("{\"op\":\"step\",\"tokens\":\"many\"}", "step.tokens: got string")]
+    [InlineData("{\"op\":\"step\",\"tokens\":[1,2,3,4,5,\"x\"]}", "step.tokens[5]: got \"x\" (rule: an integer in [0, 2147483647])")]
+    [InlineData("{\"op\":\"step\",\"tokens\":[1,2,3,4,5,1.5]}", "step.tokens[5]: got 1.5")]
+    [InlineData("{\"op\":\"step\",\"tokens\":[1,2,3,4,5,-1]}", "step.tokens[5]: got -1")]
+    [InlineData("{\"op\":\"step\",\"tokens\":[1,2,3,4,5,6],\"epoch\":\"now\"}", "step.epoch: got \"now\" (rule: an integer >= -1)")]
+    [InlineData("{\"op\":\"mapping\",\"layer\":3}", "mapping.layer: got 3 (rule: an integer in [-1, 0])")]
+    [InlineData("{\"op\":\"rebalance\",\"waitMs\":-4}", "rebalance.waitMs: got -4 (rule: an integer in [0, 2147483647])")]
+    public void Run_BadRequest_OneErrorReplyNamingTheFieldAndTheDaemonGoesOn(string request, string expected)
+    {
+        // A mistake in one request (wrong type, out of range, a key the op does not take) gets one error reply naming
+        // the field and the rule, is not half-applied (no step recorded), and the next request is served.
+        using var output = new StringWriter();
+
+        HostDaemon.Run(WriteConfig("none"), new StringReader(request + "\n{\"op\":\"stats\"}"), output, Services, TestContext.Current.CancellationToken);
+
+        var replies = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(JObject.Parse).ToArray();
+        Assert.Equal(2, replies.Length);
+        Assert.Contains(expected, replies[0].Value<string>("error"), StringComparison.Ordinal);
+        Assert.Equal(0, replies[1].Value<long>("Steps"));
+    }
+
     [Fact]
     public void Run_HostBackend_IsRefusedNamingTheKey()
     {
