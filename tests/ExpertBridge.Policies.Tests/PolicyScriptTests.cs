@@ -69,6 +69,18 @@ public sealed class PolicyScriptTests : IDisposable
     }
 
     [Fact]
+    public void Open_OptionValueTheScriptRefuses_IsThatInputErrorNamingTheOptionAndItsRule()
+    {
+        // The script's top level throws while parsing its options; the host passes that input error on as it is (not
+        // wrapped in a second rule about compiling and loading, nor located at the library line that threw).
+        var ex = Assert.Throws<InputException>(() => Open("omniplacement", ("ema-alpha", "fast")));
+
+        Assert.Contains("ema-alpha", ex.Subject, StringComparison.Ordinal);
+        Assert.Equal("a number", ex.Rule);
+        Assert.Equal(1, ex.Message.Split("(rule:").Length - 1);
+    }
+
+    [Fact]
     public void Omniplacement_FlashLbCaseThroughTheScript_ReachesAtMost205()
     {
         var topology = Topology.Create(devices: 8, slotsPerDevice: 2);

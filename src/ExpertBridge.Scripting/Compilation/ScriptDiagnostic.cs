@@ -1,3 +1,5 @@
+using ExpertBridge.Core;
+
 namespace ExpertBridge.Scripting;
 
 /// <summary>Severity of a <see cref="ScriptDiagnostic"/>.</summary>
@@ -32,6 +34,13 @@ public sealed record ScriptDiagnostic(string File, int Line, int Column, ScriptD
     public const string ScriptId = "EBP004";
 
     public bool IsError => Severity == ScriptDiagnosticSeverity.Error;
+
+    /// <summary>
+    /// The input error the script's top level threw, when that is what this diagnostic reports: typically an option
+    /// value the policy refused while parsing its options (<c>ema-alpha: 'abc' is not a number</c>). Hosts that turn
+    /// diagnostics into one <see cref="InputException"/> pass it on as it is: it already names the option and the rule.
+    /// </summary>
+    public InputException? Cause { get; init; }
 
     /// <summary>The message with <c>warning</c> and the compiler id where they apply (<c>CS0103: The name...</c>).</summary>
     public string Text

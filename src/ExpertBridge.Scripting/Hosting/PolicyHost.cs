@@ -182,11 +182,19 @@ public sealed class PolicyHost : IPlacementPolicy, IDisposable
         return host;
     }
 
-    /// <summary>An <see cref="InputException"/> whose subject is the first error's <c>file:line:col</c>.</summary>
+    /// <summary>
+    /// An <see cref="InputException"/> whose subject is the first error's <c>file:line:col</c>; or, when the script's top
+    /// level refused its input (an option value), that input error itself, which names the option and its rule.
+    /// </summary>
     internal static InputException ToInputException(IReadOnlyList<ScriptDiagnostic> diagnostics)
     {
         var errors = diagnostics.Where(d => d.IsError).ToList();
         var first = errors.Count > 0 ? errors[0] : diagnostics[0];
+        if (first.Cause is { } cause)
+        {
+            return cause;
+        }
+
         var more = errors.Count > 1 ? $" (+{errors.Count - 1} more error(s); run 'policy check' for all)" : "";
         return new InputException($"{first.File}:{first.Line}:{first.Column}", "the policy script compiles and loads", first.Text + more);
     }

@@ -45,8 +45,13 @@ internal static class PolicyLoader
             context.Unload();
             var inner = ScriptFailure.Unwrap(ex);
             var at = ScriptFailure.ScriptFrame(inner, files) ?? (main, 1, 1);
-            var what = inner is InputException ? inner.Message : $"{inner.GetType().Name}: {inner.Message}";
-            return (null, Error(at.File, at.Line, at.Column, $"the script's top level threw {what}"));
+            if (inner is InputException input)
+            {
+                // A user mistake the script detected (an option value it refuses): reported as that mistake.
+                return (null, Error(at.File, at.Line, at.Column, $"the script's top level refused its input: {input.Message}") with { Cause = input });
+            }
+
+            return (null, Error(at.File, at.Line, at.Column, $"the script's top level threw {inner.GetType().Name}: {inner.Message}"));
         }
 
         if (policy is null)
