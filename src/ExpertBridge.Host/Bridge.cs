@@ -96,6 +96,7 @@ public sealed partial class Bridge : IDisposable
     private int _pendingLayers;
     private bool _forceRequested;
     private bool _disposed;
+    private bool _optionsChecked; // worker thread only: policyOptions checked for keys the policy does not read
     private long _rebalances;
     private long _layersCommitted;
     private long _expertsMoved;
@@ -746,6 +747,17 @@ public sealed partial class Bridge : IDisposable
             return RebalanceOutcome.Failed;
         }
 
+        if (!_optionsChecked && outcome.Kind != PolicyOutcomeKind.Failed)
+        {
+            // After the first decision the policy has read every knob it knows: a policyOptions key left unread is one
+            // it does not have (a misspelt knob runs silently with the default otherwise).
+            _optionsChecked = true;
+            foreach (var key in _config.PolicyOptions.Unread)
+            {
+                LogUnreadOption(_log, _config.PolicyOptions.Source, key, outcome.PolicyName);
+            }
+        }
+
         if (outcome.Kind == PolicyOutcomeKind.Failed)
         {
             Fail(ref _policyFailures, FailureLabel(outcome.Failure), new InvalidOperationException(outcome.ToString()));
@@ -938,6 +950,9 @@ public sealed partial class Bridge : IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "bridge started: {Layers} layers x {Experts} experts on {Topology}, backend {Backend}, policy {Policy}")]
     private static partial void LogStarted(ILogger log, int layers, int experts, Topology topology, BackendKind backend, string policy);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Source}: '{Key}' was not read by policy '{Policy}', so it has no effect (rule: keys the policy reads; check the spelling in the script's header)")]
+    private static partial void LogUnreadOption(ILogger log, string source, string key, string policy);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "policy reloaded: {Policy} (reload {Count})")]
     private static partial void LogReloaded(ILogger log, string policy, long count);

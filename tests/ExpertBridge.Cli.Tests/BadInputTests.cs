@@ -212,6 +212,21 @@ public sealed class BadInputTests : IDisposable
         Assert.Contains(verbose.StderrLines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void Replay_OptionNoPolicyReads_WarnsNamingItAndStillRuns()
+    {
+        // keep-slot is a misspelt keep-slots: the run goes on (one --option list serves every policy of a comparison)
+        // but says, once, that the key had no effect; the key eplb does read is not mentioned.
+        var trace = _cli.SkewedTrace("t.npy", steps: 30);
+
+        var r = _cli.Run(["replay", "--trace", trace, "--policy", "eplb", .. s_topology, "--window", "10", "--option", "keep-slot=true", "--option", "window=10"]);
+
+        Assert.Equal(0, r.ExitCode);
+        var line = Assert.Single(r.StderrLines, l => l.Contains("warning", StringComparison.Ordinal));
+        Assert.StartsWith("expertbridge: warning: --option keep-slot=true: no policy of this run read it", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("window=10", r.Stderr, StringComparison.Ordinal);
+    }
+
     private static void AssertUserError(CliResult r, string subject, string rule)
     {
         Assert.True(r.ExitCode == 2, $"exit {r.ExitCode}, stderr: {r.Stderr}");

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
 using ExpertBridge.Host;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ExpertBridge.Host.Tests;
@@ -181,6 +182,47 @@ public sealed class BridgeTests : IDisposable
         Assert.Equal(0, bridge.StepBoundary(new int[Layers], out _));
         Assert.Equal(before, bridge.Placement);
         Assert.Contains("expertbridge_failures_total{reason=\"relocation_error\"} 1", bridge.Metrics.ExportText(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RequestRebalance_PolicyOptionsKeyThePolicyNeverReads_WarnedOnceNamingTheKey()
+    {
+        // "dpeth" is a misspelt "depth": without the warning the policy would run silently with its default depth.
+        using var logs = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(b => b.AddProvider(logs));
+        var policy = new DelegatePolicy("reads-depth", c => PolicyDecision.Keep($"depth {c.Options.GetInt("depth", 1)}"));
+        using var bridge = Bridge.Create(Config(", \"policyOptions\": { \"depth\": 2, \"dpeth\": 3 }"), new BridgeServices
+        {
+            LoggerFactory = factory,
+            PolicySourceFactory = c => PolicySources.ForPolicy(policy, c, factory),
+        });
+
+        Assert.Equal(RebalanceOutcome.Kept, bridge.RequestRebalance(TimeSpan.FromSeconds(20)));
+        Assert.Equal(RebalanceOutcome.Kept, bridge.RequestRebalance(TimeSpan.FromSeconds(20)));
+
+        var warning = Assert.Single(logs.Messages, m => m.Level == LogLevel.Warning);
+        Assert.Contains("'dpeth' was not read by policy 'reads-depth'", warning.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain(logs.Messages, m => m.Text.Contains("'depth'", StringComparison.Ordinal));
+    }
+
+    private sealed class CapturingLoggerProvider : ILoggerProvider, ILogger
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<(LogLevel Level, string Text)> _messages = new();
+
+        public IReadOnlyCollection<(LogLevel Level, string Text)> Messages => [.. _messages];
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _messages.Enqueue((logLevel, formatter(state, exception)));
+
+        public void Dispose()
+        {
+        }
     }
 
     [Fact]

@@ -77,6 +77,7 @@ internal sealed class PlaceVerb : Verb
         // Policies are pure functions of the context: every run returns the same decision; keep the last.
         var millis = new double[repeat];
         var decision = PolicyInvocation.Decide(policy, policyContext, out millis[0]);
+        SharedOptions.WarnUnread(policyOptions, context);
         for (var i = 1; i < repeat; i++)
         {
             decision = PolicyInvocation.Decide(policy, policyContext, out millis[i]);

@@ -59,6 +59,7 @@ internal sealed class ReplayVerb : Verb
         var trace = LoadFiles.Read(args.Get(s_trace));
         var options = SharedOptions.ReplayOptions(args, trace, policyOptions);
         var results = RunAll(trace, topology, policies, options, context);
+        SharedOptions.WarnUnread(policyOptions, context);
 
         if (args.TryGet(s_json, out var json))
         {

@@ -43,6 +43,7 @@ internal sealed class ReportVerb : Verb
         var trace = LoadFiles.Read(tracePath);
         var options = SharedOptions.ReplayOptions(args, trace, policyOptions);
         var results = ReplayVerb.RunAll(trace, topology, resolved.Policies, options, context);
+        SharedOptions.WarnUnread(policyOptions, context);
 
         if (ReportPlots.MissingFonts is { } fonts)
         {

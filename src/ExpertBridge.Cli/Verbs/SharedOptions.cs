@@ -42,6 +42,19 @@ internal static class SharedOptions
     public static PolicyOptions PolicyOptions(ParsedArguments args) =>
         args.Has(PolicyOption) ? new PolicyOptions(args.GetAll(PolicyOption), "--option") : Core.Policies.PolicyOptions.Empty;
 
+    /// <summary>
+    /// After the policies have run: one warning on stderr per --option key that none of them read (a misspelt knob, or
+    /// one no policy of this run has), instead of silently running with the default. Not an error: one --option list
+    /// goes to every policy of a comparison, and a key may be meant for only some of them.
+    /// </summary>
+    public static void WarnUnread(PolicyOptions options, CliContext context)
+    {
+        foreach (var key in options.Unread)
+        {
+            context.Stderr.WriteLine($"expertbridge: warning: --option {key}={options.Values[key]}: no policy of this run read it, so it had no effect (check the spelling; 'expertbridge policy list' shows each script's knobs)");
+        }
+    }
+
     /// <summary>A comma-separated policy list (<c>--policies a,b.csx</c>): trimmed, empties and repeats dropped, at least one.</summary>
     public static IReadOnlyList<string> PolicyList(string option, string raw)
     {

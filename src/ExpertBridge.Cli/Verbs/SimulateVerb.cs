@@ -90,6 +90,7 @@ internal sealed class SimulateVerb : Verb
             workloads.Add((policy.Name, observer.WorkloadTokens));
         }
 
+        SharedOptions.WarnUnread(policyOptions, context);
         if (args.TryGet(s_export, out var exportPath))
         {
             using var writer = new StreamWriter(exportPath);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 
 namespace ExpertBridge.Core.Policies;
@@ -106,7 +107,16 @@ public sealed class PolicyOptions
 {
     private readonly Dictionary<string, string> _values;
 
+    // Where reads are recorded: this instance's own record first, then those of the options it was merged from (With),
+    // so that the caller who made a set of options can ask which of its keys no policy ever read (Unread).
+    private readonly ConcurrentDictionary<string, byte>[] _reads;
+
     public PolicyOptions(IEnumerable<KeyValuePair<string, string>> values, string source = "policy options")
+        : this(values, source, [])
+    {
+    }
+
+    private PolicyOptions(IEnumerable<KeyValuePair<string, string>> values, string source, ConcurrentDictionary<string, byte>[] inherited)
     {
         ArgumentNullException.ThrowIfNull(values);
         _values = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
@@ -116,6 +126,7 @@ public sealed class PolicyOptions
         }
 
         Source = source;
+        _reads = [new ConcurrentDictionary<string, byte>(StringComparer.OrdinalIgnoreCase), .. inherited.Distinct()];
     }
 
     public static PolicyOptions Empty { get; } = new([]);
@@ -125,20 +136,40 @@ public sealed class PolicyOptions
 
     public IReadOnlyDictionary<string, string> Values => _values;
 
-    /// <summary>These options overlaid with <paramref name="overrides"/> (overrides win).</summary>
-    public PolicyOptions With(PolicyOptions overrides)
+    /// <summary>
+    /// These options overlaid with <paramref name="overrides"/> (overrides win). Reads of the result count as reads of
+    /// both, for <see cref="Unread"/>. <paramref name="source"/> names the result in messages (default: the overrides').
+    /// </summary>
+    public PolicyOptions With(PolicyOptions overrides, string? source = null)
     {
         ArgumentNullException.ThrowIfNull(overrides);
-        return new PolicyOptions(_values.Concat(overrides._values).GroupBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase).Select(g => g.Last()), overrides.Source);
+        var merged = _values.Concat(overrides._values).GroupBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase).Select(g => g.Last());
+        return new PolicyOptions(merged, source ?? overrides.Source, [.. _reads, .. overrides._reads]);
     }
 
-    public bool Has(string key) => _values.ContainsKey(key);
+    /// <summary>
+    /// Keys of these options that nothing has asked for yet (through this instance or one merged from it): after a
+    /// policy has been built and has decided, a key left here is one it does not know, typically a misspelt knob.
+    /// </summary>
+    public IReadOnlyList<string> Unread => [.. _values.Keys.Where(k => !_reads[0].ContainsKey(k)).Order(StringComparer.OrdinalIgnoreCase)];
 
-    public string GetString(string key, string fallback) => _values.TryGetValue(key, out var v) ? v : fallback;
+    public bool Has(string key) => TryGet(key, out _);
+
+    public string GetString(string key, string fallback) => TryGet(key, out var v) ? v : fallback;
+
+    private bool TryGet(string key, out string value)
+    {
+        foreach (var reads in _reads)
+        {
+            reads.TryAdd(key, 0);
+        }
+
+        return _values.TryGetValue(key, out value!);
+    }
 
     public double GetDouble(string key, double fallback, double min = double.MinValue, double max = double.MaxValue)
     {
-        if (!_values.TryGetValue(key, out var raw))
+        if (!TryGet(key, out var raw))
         {
             return fallback;
         }
@@ -158,7 +189,7 @@ public sealed class PolicyOptions
 
     public int GetInt(string key, int fallback, int min = int.MinValue, int max = int.MaxValue)
     {
-        if (!_values.TryGetValue(key, out var raw))
+        if (!TryGet(key, out var raw))
         {
             return fallback;
         }
@@ -178,7 +209,7 @@ public sealed class PolicyOptions
 
     public bool GetBool(string key, bool fallback)
     {
-        if (!_values.TryGetValue(key, out var raw))
+        if (!TryGet(key, out var raw))
         {
             return fallback;
         }

@@ -25,7 +25,7 @@ internal static class PolicyLoader
         var header = sources.Header.Options;
         var options = overrides.Values.Count == 0
             ? header
-            : new PolicyOptions(header.With(overrides).Values, $"{overrides.Source} over {header.Source}");
+            : header.With(overrides, $"{overrides.Source} over {header.Source}");
         var globals = new PolicyScriptGlobals(options, main);
         var context = new PolicyLoadContext($"policy {Path.GetFileName(main)} v{number}");
         IPlacementPolicy? policy;
