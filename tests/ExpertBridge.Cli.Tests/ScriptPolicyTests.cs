@@ -135,6 +135,19 @@ public sealed class ScriptPolicyTests : IDisposable
     }
 
     [Fact]
+    public void PolicyCheck_MisspeltOption_PassesButWarnsThatTheKeyHadNoEffect()
+    {
+        var script = _cli.WriteScript("shift.csx", Scripts.Shift);
+
+        var r = _cli.Run("policy", "check", script, "--option", "shift=2", "--option", "shfit=3");
+
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+        Assert.Contains("policy 'shift2'", r.Stdout, StringComparison.Ordinal);
+        var warning = Assert.Single(r.StderrLines);
+        Assert.StartsWith("expertbridge: warning: --option shfit=3: no policy of this run read it", warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void PolicyCheck_ValidScript_PrintsWhatItCheckedAndExitsZero()
     {
         var script = _cli.WriteScript("shift.csx", Scripts.Shift);

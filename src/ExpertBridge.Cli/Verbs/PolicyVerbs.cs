@@ -45,6 +45,7 @@ internal sealed class PolicyCheckVerb : Verb
             failed += result.Success ? 0 : 1;
         }
 
+        SharedOptions.WarnUnread(options.Options, context);
         return failed == 0 ? Cli.Ok : Cli.UserError;
     }
 }
