@@ -293,11 +293,15 @@ int main(int argc, char** argv)
         write_policy(policy, 0, o.policy_source);
     }
 
+    // keep-slots is EPLB's knob (unchanged experts keep their slots); the host logs options a policy does not read, so
+    // it goes only to EPLB: the built-in, or the script this example writes (EPLB unless --policy-source says otherwise).
+    const bool eplb = o.policy_source.empty() ? (is_script(policy) || policy.find("eplb") != std::string::npos)
+                                               : o.policy_source.find("eplb") != std::string::npos;
     std::ostringstream config;
     config << "{ \"model\": { \"layers\": " << o.layers << ", \"experts\": " << o.experts << " },"
            << " \"topology\": { \"devices\": " << o.devices << ", \"slotsPerDevice\": " << o.slots_per_device << " },"
            << " \"backend\": \"" << o.backend << "\", \"policy\": \"" << policy << "\", \"policyTimeoutMs\": 10000,"
-           << " \"policyOptions\": { \"keep-slots\": true },"
+           << (eplb ? " \"policyOptions\": { \"keep-slots\": true }," : "")
            << " \"rebalance\": { \"imbalanceTrigger\": 1.15, \"checkEverySteps\": 25, \"windowSteps\": " << o.window
            << ", \"warmupSteps\": " << o.window << ", \"minStepsBetween\": " << 2 * o.window << " },"
            << " \"moveBudget\": { \"maxLayersPerBoundary\": 1 },"
