@@ -85,6 +85,26 @@ public sealed class ReportVerbTests : IDisposable
         Assert.Equal($"expertbridge: --out: '{file}' is a file (rule: a directory for the report)", Assert.Single(r.StderrLines));
     }
 
+    [Fact]
+    public void Report_OutCannotBeCreated_IsAUserErrorBeforeAnyReplay()
+    {
+        // /proc exists but takes no new entries: the directory is made and probed before the replays, so the mistake
+        // costs nothing (it used to surface after them, as a bare IO message).
+        if (!OperatingSystem.IsLinux())
+        {
+            Assert.Skip("needs /proc, a directory that exists and refuses new entries (Linux)");
+        }
+
+        var trace = _cli.SkewedTrace(steps: 30);
+
+        var r = _cli.Run(["report", "--trace", trace, "--policies", "eplb", .. s_topology, "--window", "10", "--out", "/proc/expertbridge-report"]);
+
+        Assert.Equal(2, r.ExitCode);
+        Assert.StartsWith("expertbridge: --out: '/proc/expertbridge-report': ", Assert.Single(r.StderrLines), StringComparison.Ordinal);
+        Assert.EndsWith("(rule: a directory the report can be written to)", r.StderrLines[0], StringComparison.Ordinal);
+        Assert.Equal("", r.Stdout);
+    }
+
     /// <summary>A PNG signature, an IHDR of a plausible figure size, and enough bytes to hold a drawing (a blank image compresses to far less).</summary>
     private static void AssertRenderedPng(string path)
     {

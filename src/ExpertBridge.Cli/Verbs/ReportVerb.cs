@@ -50,7 +50,6 @@ internal sealed class ReportVerb : Verb
             context.Stderr.WriteLine($"expertbridge: warning: {fonts}");
         }
 
-        Directory.CreateDirectory(outDir);
         var files = ReportWriter.Write(outDir, new ReportInput(tracePath, trace, topology, options, results));
         context.Stdout.WriteLine($"trace: {trace.Steps} steps x {trace.Layers} layers x {trace.Experts} experts; {topology}; window {options.Window}, interval {options.Interval}");
         ReplayVerb.WriteTable(results, context.Stdout);
@@ -70,6 +69,19 @@ internal sealed class ReportVerb : Verb
         if (parent is not null && !Directory.Exists(parent))
         {
             throw new InputException("--out", "the report directory's parent exists", $"no directory '{parent}' for '{dir}'");
+        }
+
+        // Made and probed before the replays, so that a directory the report cannot be written to costs nothing.
+        try
+        {
+            Directory.CreateDirectory(dir);
+            var probe = Path.Combine(dir, $".expertbridge-write-probe-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new InputException("--out", "a directory the report can be written to", $"'{dir}': {ex.Message}");
         }
 
         return dir;
