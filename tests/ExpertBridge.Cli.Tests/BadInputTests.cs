@@ -213,6 +213,48 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void Simulate_JsonOverTheTrace_RefusedBeforeAnythingRunsAndTheTraceSurvives()
+    {
+        var trace = _cli.SkewedTrace("t.npy", steps: 30);
+        var before = File.ReadAllBytes(trace);
+
+        var r = _cli.Run(["simulate", "--trace", trace, "--policies", "eplb", .. s_topology, "--window", "10", "--json", trace]);
+
+        AssertUserError(r, "--json", "an output never overwrites an input");
+        Assert.Contains("is also the --trace input", r.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllBytes(trace));
+    }
+
+    [Fact]
+    public void Simulate_TwoOutputsToOneFile_Refused()
+    {
+        var trace = _cli.SkewedTrace("t.npy", steps: 30);
+        var output = _cli.PathOf("out.json");
+
+        var r = _cli.Run(["simulate", "--trace", trace, "--policies", "eplb", .. s_topology, "--window", "10", "--json", output, "--export-workload", output]);
+
+        AssertUserError(r, "--export-workload", "outputs go to different files");
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public void Replay_JsonInADirectoryThatTakesNoFiles_RefusedBeforeTheReplay()
+    {
+        // /proc exists but refuses new files: the output is probed when the arguments are read, not after the run.
+        if (!OperatingSystem.IsLinux())
+        {
+            Assert.Skip("needs /proc, a directory that exists and refuses new entries (Linux)");
+        }
+
+        var trace = _cli.SkewedTrace("t.npy", steps: 30);
+
+        var r = _cli.Run(["replay", "--trace", trace, "--policy", "eplb", .. s_topology, "--window", "10", "--json", "/proc/expertbridge.json"]);
+
+        AssertUserError(r, "--json", "the output's directory is writable");
+        Assert.Equal("", r.Stdout);
+    }
+
+    [Fact]
     public void Replay_OptionNoPolicyReads_WarnsNamingItAndStillRuns()
     {
         // keep-slot is a misspelt keep-slots: the run goes on (one --option list serves every policy of a comparison)

@@ -113,7 +113,38 @@ internal static class ArgumentParser
             }
         }
 
+        CheckOutputsApart(options, values);
         return new ParsedArguments(values);
+    }
+
+    /// <summary>
+    /// An output file must not be an input of the same command (<c>--json trace.npy</c> would replace the trace) nor
+    /// another output of it.
+    /// </summary>
+    private static void CheckOutputsApart(IReadOnlyList<CliOption> options, Dictionary<string, List<object>> values)
+    {
+        var comparison = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        var files = new List<(CliOption Option, string Raw, string Full)>();
+        foreach (var option in options.Where(o => o.Role != FileRole.None && values.ContainsKey(o.Name)))
+        {
+            foreach (var raw in values[option.Name].OfType<string>().Where(r => r != "-"))
+            {
+                var full = Path.GetFullPath(raw);
+                foreach (var (other, otherRaw, otherFull) in files)
+                {
+                    if (!string.Equals(full, otherFull, comparison) || (option.Role == FileRole.Input && other.Role == FileRole.Input))
+                    {
+                        continue;
+                    }
+
+                    var (output, outputRaw, against) = option.Role == FileRole.Output ? (option, raw, other) : (other, otherRaw, option);
+                    var rule = against.Role == FileRole.Input ? "an output never overwrites an input" : "outputs go to different files";
+                    throw new InputException(output.Name, rule, $"'{outputRaw}' is also the {against.Name} {(against.Role == FileRole.Input ? "input" : "output")}");
+                }
+
+                files.Add((option, raw, full));
+            }
+        }
     }
 
     private static void Add(Dictionary<string, List<object>> values, CliOption option, string raw)

@@ -42,6 +42,9 @@ internal abstract class CliOption
 
     public bool IsFlag => ValueName is null;
 
+    /// <summary>Whether the value is a file the verb reads or writes; the parser keeps outputs off inputs.</summary>
+    public FileRole Role { get; init; }
+
     /// <summary>Converts and checks <paramref name="raw"/>; throws <see cref="InputException"/> naming this option.</summary>
     internal abstract object Convert(string raw);
 }
@@ -73,7 +76,15 @@ internal sealed class CliOption<T> : CliOption
     public CliOption<T> AsPositional() => Copy(Required, Repeatable, DefaultText, positional: true);
 
     private CliOption<T> Copy(bool required, bool repeatable, string? defaultText, bool positional) =>
-        new(Name, ValueName, Help, _convert) { Required = required, Repeatable = repeatable, DefaultText = defaultText, Positional = positional };
+        new(Name, ValueName, Help, _convert) { Required = required, Repeatable = repeatable, DefaultText = defaultText, Positional = positional, Role = Role };
+}
+
+/// <summary>Whether an option names a file the verb reads or writes.</summary>
+internal enum FileRole
+{
+    None,
+    Input,
+    Output,
 }
 
 /// <summary>Factories for the option kinds the verbs use; every conversion error names the option and the rule.</summary>
@@ -125,9 +136,13 @@ internal static class Option
             }
 
             return File.Exists(raw) ? raw : throw new InputException(option, "input files exist", Directory.Exists(raw) ? $"'{raw}' is a directory, not a file" : $"no such file '{raw}'");
-        });
+        })
+        { Role = FileRole.Input };
 
-    /// <summary>A file to write; its directory must exist. <c>-</c> means standard output when <paramref name="allowStdout"/>.</summary>
+    /// <summary>
+    /// A file to write; its directory must exist and take new files (probed when parsed), and the parser keeps it off the
+    /// command's inputs and other outputs. <c>-</c> means standard output when <paramref name="allowStdout"/>.
+    /// </summary>
     public static CliOption<string> OutputFile(string name, string help, bool allowStdout = false) =>
         new(name, "F", help, (option, raw) =>
         {
@@ -142,8 +157,39 @@ internal static class Option
             }
 
             var dir = Path.GetDirectoryName(Path.GetFullPath(raw));
-            return dir is null || Directory.Exists(dir) ? raw : throw new InputException(option, "the output's directory exists", $"no directory '{dir}' for '{raw}'");
-        });
+            if (dir is not null && !Directory.Exists(dir))
+            {
+                throw new InputException(option, "the output's directory exists", $"no directory '{dir}' for '{raw}'");
+            }
+
+            ProbeWritable(option, dir ?? ".", "the output's directory is writable");
+            return raw;
+        })
+        { Role = FileRole.Output };
+
+    /// <summary>
+    /// Creates and deletes a file in <paramref name="dir"/>, so that an output the verb could not write fails when the
+    /// arguments are read, not after a long run.
+    /// </summary>
+    internal static void ProbeWritable(string option, string dir, string rule)
+    {
+        var probe = Path.Combine(dir, $".expertbridge-write-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            using (File.Create(probe, 1, FileOptions.DeleteOnClose))
+            {
+            }
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw new InputException(option, rule, $"cannot create files in '{dir}': permission denied");
+        }
+        catch (IOException ex)
+        {
+            var why = ex is FileNotFoundException or DirectoryNotFoundException ? "it takes no new files" : ex.Message;
+            throw new InputException(option, rule, $"cannot create files in '{dir}': {why}");
+        }
+    }
 
     /// <summary>One of a fixed set of words (case-insensitive), mapped to values.</summary>
     public static CliOption<T> Choice<T>(string name, string help, IReadOnlyDictionary<string, T> choices)

@@ -50,6 +50,7 @@ internal sealed class ReportVerb : Verb
             context.Stderr.WriteLine($"expertbridge: warning: {fonts}");
         }
 
+        Directory.CreateDirectory(outDir);
         var files = ReportWriter.Write(outDir, new ReportInput(tracePath, trace, topology, options, results));
         context.Stdout.WriteLine($"trace: {trace.Steps} steps x {trace.Layers} layers x {trace.Experts} experts; {topology}; window {options.Window}, interval {options.Interval}");
         ReplayVerb.WriteTable(results, context.Stdout);
@@ -71,19 +72,9 @@ internal sealed class ReportVerb : Verb
             throw new InputException("--out", "the report directory's parent exists", $"no directory '{parent}' for '{dir}'");
         }
 
-        // Made and probed before the replays, so that a directory the report cannot be written to costs nothing.
-        try
-        {
-            Directory.CreateDirectory(dir);
-            var probe = Path.Combine(dir, $".expertbridge-write-probe-{Environment.ProcessId}");
-            File.WriteAllBytes(probe, []);
-            File.Delete(probe);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new InputException("--out", "a directory the report can be written to", $"'{dir}': {ex.Message}");
-        }
-
+        // Probed before the replays (the directory itself, or the parent it will be made in), so that a place the report
+        // cannot be written to costs nothing; nothing is created until the replays have succeeded.
+        Option.ProbeWritable("--out", Directory.Exists(dir) ? dir : parent ?? ".", "the report directory can be written");
         return dir;
     }
 }
