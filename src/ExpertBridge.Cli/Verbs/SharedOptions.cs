@@ -51,7 +51,7 @@ internal static class SharedOptions
     {
         foreach (var key in options.Unread)
         {
-            context.Stderr.WriteLine($"expertbridge: warning: --option {key}={options.Values[key]}: no policy of this run read it, so it had no effect (check the spelling; 'expertbridge policy list' shows each script's knobs)");
+            context.Stderr.WriteLine($"expertbridge: warning: --option {key}={options.Values[key]}: no policy of this run read it, so it had no effect (check the spelling against the policy's knobs: a script lists them in its header comment)");
         }
     }
 
