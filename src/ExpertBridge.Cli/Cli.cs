@@ -148,8 +148,10 @@ internal static class Cli
             ? services.Scripting with { DecisionTimeout = TimeSpan.FromMilliseconds(parsed.Get(SharedOptions.PolicyTimeout)) }
             : services.Scripting;
         var policies = services.Policies ?? new ScriptPolicyResolver(scripting);
-        var context = new CliContext(stdout, stderr, policies, scripting, progress, services.Cancellation);
-        return verb.Execute(parsed, context);
+        var context = new CliContext(stdout, stderr, policies, scripting, SharedOptions.PolicyOptions(parsed), progress, services.Cancellation);
+        var code = verb.Execute(parsed, context);
+        SharedOptions.WarnUnread(context.PolicyOptions, context);
+        return code;
     }
 
     /// <summary>The verb named by the first one or two words.</summary>

@@ -1,5 +1,6 @@
 using ExpertBridge.Cli.Output;
 using ExpertBridge.Cli.Policies;
+using ExpertBridge.Core.Policies;
 using ExpertBridge.Scripting;
 
 namespace ExpertBridge.Cli;
@@ -7,12 +8,13 @@ namespace ExpertBridge.Cli;
 /// <summary>What a verb may use: the output writers, the policy resolver and script settings, progress and cancellation.</summary>
 internal sealed class CliContext
 {
-    public CliContext(TextWriter stdout, TextWriter stderr, IPolicyResolver policies, ScriptingOptions scripting, ProgressMode progress, CancellationToken cancellation)
+    public CliContext(TextWriter stdout, TextWriter stderr, IPolicyResolver policies, ScriptingOptions scripting, PolicyOptions policyOptions, ProgressMode progress, CancellationToken cancellation)
     {
         Stdout = stdout;
         Stderr = stderr;
         Policies = policies;
         Scripting = scripting;
+        PolicyOptions = policyOptions;
         Progress = progress;
         Cancellation = cancellation;
     }
@@ -27,6 +29,12 @@ internal sealed class CliContext
 
     /// <summary>Script compile, cache and call settings, and the policy directory (for <c>policy check</c> and <c>policy list</c>).</summary>
     public ScriptingOptions Scripting { get; }
+
+    /// <summary>
+    /// The policy options of every <c>--option</c> (empty for verbs without it). After the verb, the CLI warns about
+    /// keys no policy read (<see cref="Verbs.SharedOptions.WarnUnread"/>).
+    /// </summary>
+    public PolicyOptions PolicyOptions { get; }
 
     public ProgressMode Progress { get; }
 

@@ -51,7 +51,7 @@ internal sealed class PlaceVerb : Verb
     public override int Execute(ParsedArguments args, CliContext context)
     {
         var topology = SharedOptions.Topology(args);
-        var policyOptions = SharedOptions.PolicyOptions(args);
+        var policyOptions = context.PolicyOptions;
         using var resolved = ResolvedPolicies.Resolve(context.Policies, [args.Get(s_policy)], policyOptions);
         var policy = resolved.Policies[0];
         var trace = LoadFiles.Read(args.Get(s_load));
@@ -77,7 +77,6 @@ internal sealed class PlaceVerb : Verb
         // Policies are pure functions of the context: every run returns the same decision; keep the last.
         var millis = new double[repeat];
         var decision = PolicyInvocation.Decide(policy, policyContext, out millis[0]);
-        SharedOptions.WarnUnread(policyOptions, context);
         for (var i = 1; i < repeat; i++)
         {
             decision = PolicyInvocation.Decide(policy, policyContext, out millis[i]);

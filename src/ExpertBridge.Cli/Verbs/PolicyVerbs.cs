@@ -32,7 +32,7 @@ internal sealed class PolicyCheckVerb : Verb
 
     public override int Execute(ParsedArguments args, CliContext context)
     {
-        var options = context.Scripting with { Options = SharedOptions.PolicyOptions(args), Watch = false };
+        var options = context.Scripting with { Options = context.PolicyOptions, Watch = false };
         var failed = 0;
         foreach (var script in args.GetAll(s_script))
         {
@@ -45,7 +45,6 @@ internal sealed class PolicyCheckVerb : Verb
             failed += result.Success ? 0 : 1;
         }
 
-        SharedOptions.WarnUnread(options.Options, context);
         return failed == 0 ? Cli.Ok : Cli.UserError;
     }
 }

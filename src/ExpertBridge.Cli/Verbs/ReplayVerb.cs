@@ -51,7 +51,7 @@ internal sealed class ReplayVerb : Verb
     public override int Execute(ParsedArguments args, CliContext context)
     {
         var topology = SharedOptions.Topology(args);
-        var policyOptions = SharedOptions.PolicyOptions(args);
+        var policyOptions = context.PolicyOptions;
 
         // Resolve every policy before the (possibly long) replays, so a typo fails at once.
         using var resolved = ResolvedPolicies.Resolve(context.Policies, args.GetAll(s_policy), policyOptions);
@@ -59,7 +59,6 @@ internal sealed class ReplayVerb : Verb
         var trace = LoadFiles.Read(args.Get(s_trace));
         var options = SharedOptions.ReplayOptions(args, trace, policyOptions);
         var results = RunAll(trace, topology, policies, options, context);
-        SharedOptions.WarnUnread(policyOptions, context);
 
         if (args.TryGet(s_json, out var json))
         {

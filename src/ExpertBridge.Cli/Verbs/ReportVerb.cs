@@ -36,14 +36,13 @@ internal sealed class ReportVerb : Verb
     public override int Execute(ParsedArguments args, CliContext context)
     {
         var topology = SharedOptions.Topology(args);
-        var policyOptions = SharedOptions.PolicyOptions(args);
+        var policyOptions = context.PolicyOptions;
         var outDir = OutputDirectory(args.Get(s_out));
         using var resolved = ResolvedPolicies.Resolve(context.Policies, SharedOptions.PolicyList("--policies", args.Get(s_policies)), policyOptions);
         var tracePath = args.Get(s_trace);
         var trace = LoadFiles.Read(tracePath);
         var options = SharedOptions.ReplayOptions(args, trace, policyOptions);
         var results = ReplayVerb.RunAll(trace, topology, resolved.Policies, options, context);
-        SharedOptions.WarnUnread(policyOptions, context);
 
         if (ReportPlots.MissingFonts is { } fonts)
         {

@@ -43,9 +43,9 @@ internal static class SharedOptions
         args.Has(PolicyOption) ? new PolicyOptions(args.GetAll(PolicyOption), "--option") : Core.Policies.PolicyOptions.Empty;
 
     /// <summary>
-    /// After the policies have run: one warning on stderr per --option key that none of them read (a misspelt knob, or
-    /// one no policy of this run has), instead of silently running with the default. Not an error: one --option list
-    /// goes to every policy of a comparison, and a key may be meant for only some of them.
+    /// After the verb (called once, by the CLI's dispatch): one warning on stderr per --option key that no policy read
+    /// (a misspelt knob, or one no policy of this run has), instead of silently running with the default. Not an
+    /// error: one --option list goes to every policy of a comparison, and a key may be meant for only some of them.
     /// </summary>
     public static void WarnUnread(PolicyOptions options, CliContext context)
     {

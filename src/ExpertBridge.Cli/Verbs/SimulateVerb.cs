@@ -64,7 +64,7 @@ internal sealed class SimulateVerb : Verb
         var table = args.TryGet(s_table, out var tablePath) ? GemmTable.Load(tablePath) : GemmTable.Default;
         var interconnect = new Interconnect(args.Get(s_intra, 397.0), args.Get(s_inter, 50.0));
         var names = ParsePolicyList(args.Get(s_policies));
-        var policyOptions = SharedOptions.PolicyOptions(args);
+        var policyOptions = context.PolicyOptions;
         using var resolved = ResolvedPolicies.Resolve(context.Policies, names, policyOptions);
         var policies = resolved.Policies;
         var trace = LoadFiles.Read(args.Get(s_trace));
@@ -90,7 +90,6 @@ internal sealed class SimulateVerb : Verb
             workloads.Add((policy.Name, observer.WorkloadTokens));
         }
 
-        SharedOptions.WarnUnread(policyOptions, context);
         if (args.TryGet(s_export, out var exportPath))
         {
             using var writer = new StreamWriter(exportPath);
