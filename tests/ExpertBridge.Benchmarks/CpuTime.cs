@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
 
@@ -10,10 +9,8 @@ namespace ExpertBridge.Benchmarks;
 /// calls per EPLB case. On a shared machine wall-clock medians measure the neighbours; the least CPU time of a call
 /// that was not interrupted is the closest this machine gets to an idle core's cost. Linux only (CLOCK_THREAD_CPUTIME_ID).
 /// </summary>
-internal static partial class CpuTime
+internal static class CpuTime
 {
-    private const int ClockThreadCpuTime = 3;
-
     public static int Run(int calls)
     {
         if (!OperatingSystem.IsLinux())
@@ -38,9 +35,9 @@ internal static partial class CpuTime
             var samples = new double[calls];
             for (var i = 0; i < calls; i++)
             {
-                var start = ThreadMilliseconds();
+                var start = ThreadClock.Milliseconds();
                 bench.Rebalance();
-                samples[i] = ThreadMilliseconds() - start;
+                samples[i] = ThreadClock.Milliseconds() - start;
             }
 
             Array.Sort(samples);
@@ -50,23 +47,4 @@ internal static partial class CpuTime
         return 0;
     }
 
-    private static double ThreadMilliseconds()
-    {
-        if (ClockGetTime(ClockThreadCpuTime, out var ts) != 0)
-        {
-            throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-        }
-
-        return (ts.Seconds * 1e3) + (ts.Nanoseconds / 1e6);
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct TimeSpec
-    {
-        public long Seconds;
-        public long Nanoseconds;
-    }
-
-    [LibraryImport("libc", EntryPoint = "clock_gettime")]
-    private static partial int ClockGetTime(int clock, out TimeSpec time);
 }

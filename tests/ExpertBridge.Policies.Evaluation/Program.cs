@@ -3,6 +3,7 @@ using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
 using ExpertBridge.Core.Replay;
 using ExpertBridge.Core.Traces;
+using ExpertBridge.Benchmarks;
 using ExpertBridge.Scripting;
 
 // Evaluation harness for the OmniPlacement scripts on the shared trace suite (docs/policy-evaluation.md).
@@ -143,29 +144,10 @@ switch (mode)
     case "steady":
         foreach (var (trace, c) in cases.Select(Load))
         {
-            const int window = 100;
             var repeat = Flag("repeat") is { } rs ? int.Parse(rs, CultureInfo.InvariantCulture) : 15;
             var options = new PolicyOptions(overrides, "command line");
-            var current = TrivialPolicy.Build(c.Topology, trace.Layers, trace.Experts);
-            PolicyContext Context(int step, Placement placement)
-            {
-                var history = new LoadHistory(trace.Layers, trace.Experts, window);
-                for (var s = step - window; s < step; s++)
-                {
-                    history.Record(trace.GetStep(s));
-                }
-
-                return new PolicyContext(c.Topology, history, placement, null, c.Groups, null, step);
-            }
-
-            var cold = Context(window, current);
-            var warm = new OmniPlacementPolicy(options);
-            for (var step = window; step < 5 * window; step += window)
-            {
-                current = warm.Decide(Context(step, current)).Placement ?? current;
-            }
-
-            var steady = Context(5 * window, current);
+            var steady = OmniPlacementCases.Steady(c, trace, options);
+            var cold = OmniPlacementCases.Cold(c, trace);
             foreach (var (name, context) in new[] { ("steady", steady), ("cold", cold) })
             {
                 if (Flag("only") is { } only && only != name)

@@ -1,6 +1,11 @@
 using System.Runtime.InteropServices;
 
-/// <summary>CPU time of the calling thread (Linux), so timings survive a busy shared machine.</summary>
+namespace ExpertBridge.Benchmarks;
+
+/// <summary>
+/// CPU time of the calling thread (Linux, CLOCK_THREAD_CPUTIME_ID): on a shared machine wall-clock time measures the
+/// neighbours, thread CPU time only this thread's work. Shared with tests/ExpertBridge.Policies.Evaluation (linked).
+/// </summary>
 internal static class ThreadClock
 {
     private const int ClockThreadCpuTimeId = 3;
