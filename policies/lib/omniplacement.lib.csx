@@ -1070,7 +1070,6 @@ internal sealed class OmniWriteLog
 /// </summary>
 internal sealed class OmniLayerSolver
 {
-
     private const double TieWeight = 1e-3;
     private const int ReceiverCount = 8;
     private const int KickAttempts = 6;
@@ -1964,7 +1963,6 @@ internal sealed class OmniLayerSolver
 
     private Op FindBest(double floor, int writesLeft, int allowance)
     {
-
         var best = new Op(OpKind.None, -1, -1, -1, floor);
         BuildReplicaLists();
         BuildSpareSlots(allowance);

@@ -61,7 +61,6 @@ public sealed class GemmTable
 
     public int Intermediate { get; }
 
-
     /// <summary>Where the table came from (file or embedded resource).</summary>
     public string Source { get; }
 
