@@ -13,12 +13,12 @@ param([string]$Configuration = 'Release')
 
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
+. (Join-Path $PSScriptRoot 'publish-common.ps1')
 $Root = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
 $Stage = Join-Path $Root 'artifacts/cpu-bench'
 $Archive = Join-Path $Root 'artifacts/cpu-bench.tgz'
 
-if (Test-Path $Stage) { Remove-Item -Recurse -Force $Stage }
-New-Item -ItemType Directory -Force -Path $Stage | Out-Null
+New-Stage $Stage
 
 $programs = @(
     @{ Name = 'benchmarks'; Project = 'tests/ExpertBridge.Benchmarks'; ReadyToRun = $false }
@@ -35,8 +35,4 @@ foreach ($p in $programs) {
 Get-ChildItem $Stage -Recurse -Include '*.pdb', '*.xml' | Remove-Item -Force
 Copy-Item (Join-Path $PSScriptRoot 'run-cpu-bench.sh') $Stage
 
-if (Test-Path $Archive) { Remove-Item -Force $Archive }
-tar czf $Archive -C $Stage .
-if ($LASTEXITCODE -ne 0) { throw "tar failed (exit $LASTEXITCODE)" }
-$mb = [math]::Round((Get-Item $Archive).Length / 1MB, 1)
-Write-Host "artifacts/cpu-bench.tgz: $mb MB (benchmarks, scripting bench, evaluation; runs on the runtime of artifacts/e2e-gpu.tgz)"
+Write-Archive $Stage $Archive 'benchmarks, scripting bench, evaluation; runs on the runtime of artifacts/e2e-gpu.tgz'

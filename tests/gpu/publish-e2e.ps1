@@ -12,6 +12,7 @@ param([string]$Configuration = 'Release')
 
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
+. (Join-Path $PSScriptRoot 'publish-common.ps1')
 $Root = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
 $Stage = Join-Path $Root 'artifacts/e2e-gpu'
 $Archive = Join-Path $Root 'artifacts/e2e-gpu.tgz'
@@ -23,8 +24,7 @@ function Invoke-Checked([string]$What, [scriptblock]$Block) {
     if ($LASTEXITCODE -ne 0) { throw "$What failed (exit $LASTEXITCODE)" }
 }
 
-if (Test-Path $Stage) { Remove-Item -Recurse -Force $Stage }
-New-Item -ItemType Directory -Force -Path $Stage | Out-Null
+New-Stage $Stage
 
 # The shim (C, no .NET needed to build it, but built here so the GPU machine needs no nethost either).
 $shimBuild = Join-Path $Native 'build-shim-e2e'
@@ -62,9 +62,5 @@ foreach ($s in $sources) {
 }
 Copy-Item (Join-Path $PSScriptRoot 'run-e2e.sh') $Stage
 
-if (Test-Path $Archive) { Remove-Item -Force $Archive }
-tar czf $Archive -C $Stage .
-if ($LASTEXITCODE -ne 0) { throw "tar failed (exit $LASTEXITCODE)" }
-$mb = [math]::Round((Get-Item $Archive).Length / 1MB, 1)
-Write-Host "artifacts/e2e-gpu.tgz: $mb MB (shim, managed component, .NET $version runtime, example sources, policies)"
-if ($mb -gt 40) { throw "artifacts/e2e-gpu.tgz is $mb MB: with artifacts/gpu.tgz it would pass the 64 MiB the GPU machine receives" }
+Write-Archive $Stage $Archive "shim, managed component, .NET $version runtime, example sources, policies" -FailAboveMb 40 `
+    -Hint 'with artifacts/gpu.tgz it would pass the 64 MiB the GPU machine receives'

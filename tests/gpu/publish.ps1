@@ -12,6 +12,7 @@ param([string]$Configuration = 'Release')
 
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
+. (Join-Path $PSScriptRoot 'publish-common.ps1')
 $Root = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
 $Stage = Join-Path $Root 'artifacts/gpu'
 $Archive = Join-Path $Root 'artifacts/gpu.tgz'
@@ -22,8 +23,8 @@ $Programs = @(
     @{ Name = 'gpusmoke'; Project = 'tests/ExpertBridge.GpuSmoke' }
 ) | Where-Object { Test-Path (Join-Path $Root $_.Project) }
 
-if (Test-Path $Stage) { Remove-Item -Recurse -Force $Stage }
-New-Item -ItemType Directory -Force -Path $Stage, $Logs | Out-Null
+New-Stage $Stage
+New-Item -ItemType Directory -Force -Path $Logs | Out-Null
 
 function Publish-Program($p, [bool]$trimmed) {
     $out = Join-Path $Stage $p.Name
@@ -67,13 +68,8 @@ foreach ($check in Get-ChildItem -Path (Join-Path $Root 'bindings') -Recurse -Fi
 }
 foreach ($script in Get-ChildItem -Path $PSScriptRoot -Filter 'run-*.sh') { Copy-Item $script.FullName $Stage }
 
-if (Test-Path $Archive) { Remove-Item -Force $Archive }
-tar czf $Archive -C $Stage .
-if ($LASTEXITCODE -ne 0) { throw "tar failed (exit $LASTEXITCODE)" }
-$mb = [math]::Round((Get-Item $Archive).Length / 1MB, 1)
-Write-Host "artifacts/gpu.tgz: $mb MB ($($summary -join '; '); kernels, abi checks, run scripts)"
-if ($mb -gt 60) { throw "artifacts/gpu.tgz is $mb MB: over the 64 MiB the GPU machine receives (untrim or drop a program?)" }
-if ($mb -gt 40) { Write-Warning "artifacts/gpu.tgz is $mb MB, above the ~40 MB budget" }
+Write-Archive $Stage $Archive "$($summary -join '; '); kernels, abi checks, run scripts" -FailAboveMb 60 -WarnAboveMb 40 `
+    -Hint 'over the 64 MiB the GPU machine receives (untrim or drop a program?)'
 
 # The end-to-end example with its private .NET runtime: artifacts/e2e-gpu.tgz.
 & (Join-Path $PSScriptRoot 'publish-e2e.ps1') -Configuration $Configuration
