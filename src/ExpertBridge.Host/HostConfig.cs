@@ -175,7 +175,7 @@ public sealed record HostConfig
             throw new InputException(source, "valid JSON", ex.Message);
         }
 
-        var r = new ConfigReader(source);
+        var r = new JsonFields(source);
         r.OnlyKeys(root, "", "model", "topology", "backend", "device", "policy", "policyDirectory", "policyOptions", "policyTimeoutMs", "rebalance", "moveBudget", "metrics", "logging");
 
         var model = r.Object(root, "model", required: true)!;
@@ -355,113 +355,12 @@ public sealed record HostConfig
     }
 
     /// <summary>A bandwidth cap in GB/s (10^9 bytes per second; 0: unlimited) as bytes per second.</summary>
-    private static long BytesPerSecond(ConfigReader r, JObject obj, string key)
+    private static long BytesPerSecond(JsonFields r, JObject obj, string key)
     {
         const double MaxGBps = 1_000_000; // 1 PB/s: far above any device, and safely inside a long
         var gbps = r.Double(obj, key, 0);
         return gbps <= MaxGBps
             ? (long)Math.Round(gbps * 1e9)
             : throw r.Error(key, $"0 (unlimited) <= GB/s <= {MaxGBps:0}", $"got {gbps.ToString(CultureInfo.InvariantCulture)}");
-    }
-
-    /// <summary>Typed getters whose errors name the source and the dotted key.</summary>
-    private sealed class ConfigReader(string source)
-    {
-        public InputException Error(string key, string rule, string detail) => new($"{source}: {key}", rule, detail);
-
-        public void OnlyKeys(JObject obj, string prefix, params string[] known)
-        {
-            foreach (var p in obj.Properties())
-            {
-                if (!known.Contains(p.Name, StringComparer.Ordinal))
-                {
-                    var key = prefix.Length == 0 ? p.Name : $"{prefix}.{p.Name}";
-                    throw Error(key, "a known key", $"unknown key; known keys here: {string.Join(", ", known)}");
-                }
-            }
-        }
-
-        public JObject? Object(JObject obj, string key, bool required)
-        {
-            var t = obj[key];
-            if (t is null || t.Type == JTokenType.Null)
-            {
-                return required ? throw Error(key, "required", "missing") : null;
-            }
-
-            return t as JObject ?? throw Error(key, "an object", $"found {t.Type}");
-        }
-
-        public int Int(JObject obj, string key, int? fallback, int min = int.MinValue, int max = int.MaxValue)
-        {
-            var v = Long(obj, key, fallback, min, max);
-            return (int)v;
-        }
-
-        public long Long(JObject obj, string key, long? fallback, long min = long.MinValue, long max = long.MaxValue)
-        {
-            var t = obj[LastPart(key)];
-            if (t is null || t.Type == JTokenType.Null)
-            {
-                return fallback ?? throw Error(key, "required", "missing");
-            }
-
-            if (t.Type != JTokenType.Integer)
-            {
-                throw Error(key, "a whole number", $"found {Describe(t)}");
-            }
-
-            var v = t.Value<long>();
-            if (v < min || v > max)
-            {
-                var range = max == long.MaxValue || max == int.MaxValue ? $">= {min}" : $"{min} <= value <= {max}";
-                throw Error(key, range, $"got {v}");
-            }
-
-            return v;
-        }
-
-        public double Double(JObject obj, string key, double fallback)
-        {
-            var t = obj[LastPart(key)];
-            if (t is null || t.Type == JTokenType.Null)
-            {
-                return fallback;
-            }
-
-            if (t.Type is not (JTokenType.Integer or JTokenType.Float))
-            {
-                throw Error(key, "a number", $"found {Describe(t)}");
-            }
-
-            var v = t.Value<double>();
-            return double.IsFinite(v) && v >= 0 ? v : throw Error(key, "a finite number >= 0", $"got {v.ToString(CultureInfo.InvariantCulture)}");
-        }
-
-        public bool Bool(JObject obj, string key, bool fallback)
-        {
-            var t = obj[LastPart(key)];
-            if (t is null || t.Type == JTokenType.Null)
-            {
-                return fallback;
-            }
-
-            return t.Type == JTokenType.Boolean ? t.Value<bool>() : throw Error(key, "true or false", $"found {Describe(t)}");
-        }
-
-        public string String(JObject obj, string key, string fallback)
-        {
-            var t = obj[LastPart(key)];
-            if (t is null || t.Type == JTokenType.Null)
-            {
-                return fallback;
-            }
-
-            return t.Type == JTokenType.String ? t.Value<string>()! : throw Error(key, "a string", $"found {Describe(t)}");
-        }
-
-        private static string LastPart(string key) => key[(key.LastIndexOf('.') + 1)..];
-
-        private static string Describe(JToken t) => t.Type is JTokenType.Object or JTokenType.Array ? t.Type.ToString() : $"{t.Type} {t.ToString(Formatting.None)}";
     }
 }

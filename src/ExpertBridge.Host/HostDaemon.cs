@@ -94,12 +94,15 @@ public static partial class HostDaemon
     private static JObject Handle(Bridge bridge, JObject json, int[] tokens, int[] changed)
     {
         var op = json["op"] is JValue { Type: JTokenType.String } name ? (string)name! : throw new InputException("request.op", RuleOps, json["op"] is null ? "missing" : $"got {json["op"]!.ToString(Formatting.None)}");
+
+        // A key the op does not take (misspelt, or meant for another op) is refused, not ignored; values are checked.
+        var fields = new JsonFields("");
         switch (op)
         {
             case "step":
             {
-                var request = new Request(json, op, "tokens", "epoch");
-                var values = request.Array("tokens");
+                fields.OnlyKeys(json, op, "op", "tokens", "epoch");
+                var values = fields.Array(json, "step.tokens", required: true)!;
                 if (values.Count != tokens.Length)
                 {
                     throw new InputException("step.tokens", "one count per (layer, physical slot)", $"expected {bridge.Layers} x {bridge.Slots} = {tokens.Length} counts, got {values.Count}");
@@ -107,23 +110,24 @@ public static partial class HostDaemon
 
                 for (var i = 0; i < tokens.Length; i++)
                 {
-                    tokens[i] = (int)Request.Integer(values[i], $"step.tokens[{i}]", 0, int.MaxValue);
+                    tokens[i] = (int)fields.Whole(values[i], $"step.tokens[{i}]", 0, int.MaxValue);
                 }
 
-                bridge.RecordStep(tokens, request.Integer("epoch", -1, -1, long.MaxValue));
+                bridge.RecordStep(tokens, fields.Long(json, "step.epoch", -1, min: -1));
                 return new JObject { ["ok"] = true };
             }
 
             case "boundary":
             {
-                _ = new Request(json, op);
+                fields.OnlyKeys(json, op, "op");
                 var n = bridge.StepBoundary(changed, out var epoch);
                 return new JObject { ["epoch"] = epoch, ["changed"] = new JArray(changed.Take(n)) };
             }
 
             case "mapping":
             {
-                var layer = (int)new Request(json, op, "layer").Integer("layer", -1, -1, bridge.Layers - 1);
+                fields.OnlyKeys(json, op, "op", "layer");
+                var layer = fields.Int(json, "mapping.layer", -1, min: -1, max: bridge.Layers - 1);
                 var count = layer < 0 ? bridge.Layers : 1;
                 var phy2log = new int[count * bridge.Slots];
                 var epoch = bridge.CopyMapping(layer, phy2log, default, default);
@@ -132,67 +136,22 @@ public static partial class HostDaemon
 
             case "rebalance":
             {
-                var wait = TimeSpan.FromMilliseconds(new Request(json, op, "waitMs").Integer("waitMs", 0, 0, int.MaxValue));
+                fields.OnlyKeys(json, op, "op", "waitMs");
+                var wait = TimeSpan.FromMilliseconds(fields.Int(json, "rebalance.waitMs", 0, min: 0));
                 return new JObject { ["result"] = bridge.RequestRebalance(wait).ToString().ToLowerInvariant() };
             }
 
             case "reload":
-                _ = new Request(json, op);
+                fields.OnlyKeys(json, op, "op");
                 bridge.ReloadPolicy();
                 return new JObject { ["ok"] = true };
 
             case "stats":
-                _ = new Request(json, op);
+                fields.OnlyKeys(json, op, "op");
                 return JObject.FromObject(bridge.Stats);
 
             default:
                 throw new InputException("request.op", RuleOps, $"got '{op}'");
-        }
-    }
-
-    /// <summary>
-    /// Checked access to one request's fields: a key the op does not take (a misspelt one, or one from another op) is
-    /// refused with the list of known keys rather than ignored, and every value is type- and range-checked; each
-    /// mistake is one <see cref="InputException"/> naming the op and the field.
-    /// </summary>
-    private readonly struct Request
-    {
-        private readonly JObject _json;
-        private readonly string _op;
-
-        public Request(JObject json, string op, params string[] known)
-        {
-            _json = json;
-            _op = op;
-            foreach (var property in json.Properties())
-            {
-                if (property.Name != "op" && System.Array.IndexOf(known, property.Name) < 0)
-                {
-                    var keys = known.Length == 0 ? "only 'op'" : "op, " + string.Join(", ", known);
-                    throw new InputException($"{op}.{property.Name}", $"keys of '{op}': {keys}", "unknown key");
-                }
-            }
-        }
-
-        public JArray Array(string field) => _json[field] switch
-        {
-            JArray array => array,
-            null => throw new InputException($"{_op}.{field}", "an array of layers x slots counts", "missing"),
-            var other => throw new InputException($"{_op}.{field}", "an array of layers x slots counts", $"got {other.Type.ToString().ToLowerInvariant()}"),
-        };
-
-        public long Integer(string field, long fallback, long min, long max) =>
-            _json[field] is null or { Type: JTokenType.Null } ? fallback : Integer(_json[field]!, $"{_op}.{field}", min, max);
-
-        public static long Integer(JToken token, string subject, long min, long max)
-        {
-            if (token is JValue { Type: JTokenType.Integer } value && value.Value is long or int && (long)value >= min && (long)value <= max)
-            {
-                return (long)value;
-            }
-
-            var range = max == long.MaxValue ? $">= {min}" : $"in [{min}, {max}]";
-            throw new InputException(subject, $"an integer {range}", $"got {token.ToString(Formatting.None)}");
         }
     }
 
