@@ -72,4 +72,39 @@ public sealed class SimulateVerbTests : IDisposable
         Assert.Contains("--model", r.Stderr, StringComparison.Ordinal);
         Assert.Contains("deepseek-v3", r.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Simulate_BalancedDispatch_NoSlowerThanEvenAndAboveTheBalancedBound()
+    {
+        var trace = _cli.SkewedTrace();
+        string[] args = ["simulate", "--trace", trace, "--policies", "eplb", .. s_topology, "--window", "100", "--json", "-"];
+
+        var even = (JObject)_cli.Run(args).Json;
+        var r = _cli.Run([.. args, "--dispatch", "balanced"]);
+
+        Assert.Equal(0, r.ExitCode);
+        var balanced = (JObject)r.Json;
+        Assert.Equal("even", (string)even["dispatch"]!);
+        Assert.Equal("balanced", (string)balanced["dispatch"]!);
+        static double Eplb(JObject j) => (double)j["policies"]![1]!["stepLatencyMeanMs"]!;
+        Assert.True(Eplb(balanced) < Eplb(even), $"balanced {Eplb(balanced)} ms vs even {Eplb(even)} ms: EPLB's replicas let the split absorb each step's noise");
+        // The step's own load spread perfectly is the same bound under both dispatches, and nothing beats it.
+        var bound = (double)balanced["balancedBound"]!["stepLatencyMeanMs"]!;
+        Assert.Equal((double)even["balancedBound"]!["stepLatencyMeanMs"]!, bound, 9);
+        Assert.All((JArray)balanced["policies"]!, p => Assert.True((double)p["stepLatencyMeanMs"]! >= bound));
+        Assert.True((double)balanced["eplbHindsight"]!["stepLatencyMeanMs"]! >= bound);
+    }
+
+    [Fact]
+    public void Simulate_UnknownDispatch_NamesOptionAndChoices()
+    {
+        var trace = _cli.SkewedTrace(steps: 120);
+
+        var r = _cli.Run(["simulate", "--trace", trace, "--policies", "eplb", .. s_topology, "--dispatch", "lp"]);
+
+        Assert.Equal(2, r.ExitCode);
+        Assert.Single(r.StderrLines);
+        Assert.Contains("--dispatch", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("even|balanced", r.Stderr, StringComparison.Ordinal);
+    }
 }

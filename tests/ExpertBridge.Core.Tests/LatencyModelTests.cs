@@ -155,4 +155,60 @@ public class LatencyModelTests
         // Above the one additivity point the follower keeps its difference to a single call (0.03 - 0.04).
         Assert.Equal(0.10 + (0.10 - 0.01), model.DeviceComputeMillis([1024, 1024]), 12);
     }
+
+    [Fact]
+    public void BalancedBound_UniformRouting_EqualsBestEp()
+    {
+        var topology = Topology.Create(devices: 4, slotsPerDevice: 8, nodes: 2);
+        var model = new LatencyModel(MoeModel.Small, Table(0.03), Interconnect.Default);
+        var counts = Enumerable.Repeat(96f, 64).ToArray();
+        Assert.Equal(model.BestEp(topology, 32, counts).Millis, model.BalancedBound(topology, 32, counts).Millis, 9);
+    }
+
+    [Theory]
+    [InlineData(ReplicaDispatch.Even, 11)]
+    [InlineData(ReplicaDispatch.Balanced, 12)]
+    [InlineData(ReplicaDispatch.Balanced, 13)]
+    public void BalancedBound_SkewedRouting_BetweenBestEpAndEveryPlacement(ReplicaDispatch dispatch, int seed)
+    {
+        // With every expert active, the skew of the routing itself costs (hot experts leave the flat regime): the bound
+        // sits above BestEP's uniform routing; and no placement (the trivial one, random ones with replicas, colocated
+        // ones included) gets below it.
+        var random = new Random(seed);
+        var topology = Topology.Create(devices: 4, slotsPerDevice: 10, nodes: 2);
+        var model = new LatencyModel(MoeModel.Small, Table(0.03), Interconnect.Default, dispatch);
+        var counts = new float[2 * 32];
+        for (var i = 0; i < counts.Length; i++)
+        {
+            counts[i] = 1 + MathF.Floor(MathF.Pow(random.NextSingle(), 4) * 3000);
+        }
+
+        var bound = model.BalancedBound(topology, 32, counts).Millis;
+        Assert.True(bound > model.BestEp(topology, 32, counts).Millis);
+        Assert.True(model.Step(TrivialPolicy.Build(topology, 2, 32), counts).Millis >= bound);
+        for (var trial = 0; trial < 20; trial++)
+        {
+            var rows = new List<IReadOnlyList<int>>();
+            for (var l = 0; l < 2; l++)
+            {
+                var row = Enumerable.Range(0, topology.Slots).Select(s => s < 32 ? s : random.Next(32)).ToArray();
+                random.Shuffle(row);
+                rows.Add(row);
+            }
+
+            var placement = Placement.FromRows(topology, 32, rows, "random placement");
+            Assert.True(model.Step(placement, counts).Millis >= bound);
+        }
+    }
+
+    [Fact]
+    public void BalancedBound_IdleExperts_CanSitBelowBestEp()
+    {
+        // Idle experts cost nothing (no weight reads), while BestEP's uniform routing gives each of them tokens: with
+        // half the experts idle the routed load is cheaper than BestEP's, so BestEP is a reference, not a bound.
+        var topology = Topology.Create(devices: 4, slotsPerDevice: 8);
+        var model = new LatencyModel(MoeModel.Small, Table(0.03), Interconnect.Default);
+        var counts = Enumerable.Range(0, 32).Select(e => e % 2 == 0 ? 100f : 0f).ToArray();
+        Assert.True(model.BalancedBound(topology, 32, counts).Millis < model.BestEp(topology, 32, counts).Millis);
+    }
 }

@@ -23,6 +23,11 @@ internal sealed class SimulateVerb : Verb
     private static readonly CliOption<double> s_nonMoe = Option.Double("--non-moe-ms", "MS", "non-MoE time per layer (attention, dense parts)", min: 0, max: 1000).WithDefault("the model's");
     private static readonly CliOption<double> s_intra = Option.Double("--intra-node-gbps", "GBPS", "one-way bandwidth per device inside a node", min: 0.001).WithDefault("397");
     private static readonly CliOption<double> s_inter = Option.Double("--inter-node-gbps", "GBPS", "one-way bandwidth per device across nodes", min: 0.001).WithDefault("50");
+    private static readonly CliOption<ReplicaDispatch> s_dispatch = Option.Choice(
+        "--dispatch",
+        "how a replicated expert's tokens split over its replicas each step: even (equal shares, as EPLB plans and random replica choice gives) or balanced (per step, the split that minimises the busiest device's tokens, as LP dispatch does: DeepSeek's LPLB, SGLang's lp)",
+        new Dictionary<string, ReplicaDispatch> { ["even"] = ReplicaDispatch.Even, ["balanced"] = ReplicaDispatch.Balanced })
+        .WithDefault("even");
     private static readonly CliOption<string> s_json = Option.OutputFile("--json", "write the results as JSON to F ('-' for stdout instead of the table)", allowStdout: true);
     private static readonly CliOption<string> s_export = Option.OutputFile("--export-workload", "write the per-slot tokens of the first scored steps for tests/gpu/moe-bench");
     private static readonly CliOption<int> s_exportSteps = Option.Int("--export-steps", "N", "scored steps to export", min: 1, max: 100000).WithDefault("50");
@@ -37,10 +42,11 @@ internal sealed class SimulateVerb : Verb
         + "layer each device's expert compute (measured expert-FFN time for its tokens) plus dispatch and combine, the "
         + "layer waits for its slowest device, plus a per-layer non-MoE constant. Reports stepLatencyMeanMs, "
         + "stepLatencyP99Ms and throughputTokensPerS per policy, trivial always, and two references: eplbHindsight (EPLB "
-        + "fitted on each step's own loads: what a placement of this topology reaches without prediction error) and the "
-        + "BestEP bound (uniform routing)."
+        + "fitted on each step's own loads: what a placement of this topology reaches without prediction error), "
+        + "balancedBound (the step's own routed load spread perfectly over the devices: no placement beats it) and BestEP "
+        + "(uniform routing). --dispatch says how a replicated expert's tokens split over its replicas each step."
         + Environment.NewLine + Environment.NewLine
-        + "JSON: {\"policies\": [{\"policy\", \"stepLatencyMeanMs\", \"stepLatencyP99Ms\", \"throughputTokensPerS\", ...}], \"eplbHindsight\": {...}, \"bestEp\": {...}}.";
+        + "JSON: {\"dispatch\", \"policies\": [{\"policy\", \"stepLatencyMeanMs\", \"stepLatencyP99Ms\", \"throughputTokensPerS\", ...}], \"eplbHindsight\": {...}, \"balancedBound\": {...}, \"bestEp\": {...}}.";
 
     public override string Example => "expertbridge simulate --trace decode.npy --model deepseek-v3 --devices 32 --slots-per-device 9 --nodes 4 --groups 8 --policies eplb,policies/omniplacement.csx --window 100 --interval 100 --json sim.json";
 
@@ -48,7 +54,7 @@ internal sealed class SimulateVerb : Verb
     [
         s_trace, s_model, s_policies,
         SharedOptions.Devices.AsRequired(), SharedOptions.SlotsPerDevice.AsRequired(), SharedOptions.Nodes, SharedOptions.Groups,
-        SharedOptions.Window, SharedOptions.Interval, s_table, s_nonMoe, s_intra, s_inter, SharedOptions.PolicyOption, SharedOptions.PolicyTimeout, SharedOptions.AllowColocated,
+        SharedOptions.Window, SharedOptions.Interval, s_dispatch, s_table, s_nonMoe, s_intra, s_inter, SharedOptions.PolicyOption, SharedOptions.PolicyTimeout, SharedOptions.AllowColocated,
         s_json, s_export, s_exportSteps, s_exportLayers,
     ];
 
@@ -63,6 +69,7 @@ internal sealed class SimulateVerb : Verb
         var topology = SharedOptions.Topology(args).WithExpertBytes(model.ExpertBytes);
         var table = args.TryGet(s_table, out var tablePath) ? GemmTable.Load(tablePath) : GemmTable.Default;
         var interconnect = new Interconnect(args.Get(s_intra, 397.0), args.Get(s_inter, 50.0));
+        var dispatch = args.Get(s_dispatch, ReplicaDispatch.Even);
         var names = ParsePolicyList(args.Get(s_policies));
         var policyOptions = context.PolicyOptions;
         using var resolved = ResolvedPolicies.Resolve(context.Policies, names, policyOptions);
@@ -75,29 +82,31 @@ internal sealed class SimulateVerb : Verb
         var workloads = new List<(string, IReadOnlyList<int[]>)>();
         PolicyLatency? bestEp = null;
         PolicyLatency? hindsight = null;
+        PolicyLatency? bound = null;
         var replayOptions = SharedOptions.ReplayOptions(args, trace, policyOptions);
         foreach (var policy in policies)
         {
             // The first replay (trivial) also prices the bounds: BestEP and EPLB in hindsight.
             var groups = hindsight is null ? replayOptions.ExpertGroups : 0;
-            var observer = new LatencyObserver(new LatencyModel(model, table, interconnect), exportSteps, exportLayers, groups);
+            var observer = new LatencyObserver(new LatencyModel(model, table, interconnect, dispatch), exportSteps, exportLayers, groups);
             var options = replayOptions with { Observer = observer };
             using var progress = context.StartProgress($"simulate {policy.Name}");
             var replay = ReplayEngine.Run(trace, topology, policy, options, progress, context.Cancellation);
             results.Add(observer.Result(policy.Name, replay));
             bestEp ??= observer.BestEp();
             hindsight ??= observer.Hindsight();
+            bound ??= observer.BalancedBound();
             workloads.Add((policy.Name, observer.WorkloadTokens));
         }
 
         if (args.TryGet(s_export, out var exportPath))
         {
             using var writer = new StreamWriter(exportPath);
-            var computeOnly = new LatencyModel(model with { NonMoeMillisPerLayer = 0 }, table, interconnect);
+            var computeOnly = new LatencyModel(model with { NonMoeMillisPerLayer = 0 }, table, interconnect, dispatch);
             MoeWorkload.Write(writer, topology, exportLayers, model, computeOnly, workloads);
         }
 
-        var json = ToJson(results, bestEp!, hindsight!, model, table, topology);
+        var json = ToJson(results, bestEp!, hindsight!, bound!, model, table, topology, dispatch);
         if (args.TryGet(s_json, out var jsonPath))
         {
             JsonOutput.Write(jsonPath, json, context.Stdout);
@@ -107,8 +116,8 @@ internal sealed class SimulateVerb : Verb
             }
         }
 
-        context.Stdout.WriteLine($"trace: {trace.Steps} steps x {trace.Layers} layers x {trace.Experts} experts; {topology}; model {model.Name}; GEMM table {table}");
-        WriteTable(results, bestEp!, hindsight!, context.Stdout);
+        context.Stdout.WriteLine($"trace: {trace.Steps} steps x {trace.Layers} layers x {trace.Experts} experts; {topology}; model {model.Name}; GEMM table {table}; {dispatch.ToString().ToLowerInvariant()} replica dispatch");
+        WriteTable(results, bestEp!, hindsight!, bound!, context.Stdout);
         return Cli.Ok;
     }
 
@@ -121,9 +130,10 @@ internal sealed class SimulateVerb : Verb
         return names;
     }
 
-    internal static JObject ToJson(IReadOnlyList<PolicyLatency> results, PolicyLatency bestEp, PolicyLatency hindsight, MoeModel model, GemmTable table, Topology topology) => new()
+    internal static JObject ToJson(IReadOnlyList<PolicyLatency> results, PolicyLatency bestEp, PolicyLatency hindsight, PolicyLatency bound, MoeModel model, GemmTable table, Topology topology, ReplicaDispatch dispatch) => new()
     {
         ["model"] = model.Name,
+        ["dispatch"] = dispatch.ToString().ToLowerInvariant(),
         ["gemmTable"] = table.ToString(),
         ["devices"] = topology.Devices,
         ["slotsPerDevice"] = topology.SlotsPerDevice,
@@ -131,6 +141,7 @@ internal sealed class SimulateVerb : Verb
         ["policies"] = new JArray(results.Select(ToJson)),
         ["bestEp"] = ToJson(bestEp),
         ["eplbHindsight"] = ToJson(hindsight),
+        ["balancedBound"] = ToJson(bound),
     };
 
     private static JObject ToJson(PolicyLatency r)
@@ -154,11 +165,11 @@ internal sealed class SimulateVerb : Verb
         return o;
     }
 
-    private static void WriteTable(List<PolicyLatency> results, PolicyLatency bestEp, PolicyLatency hindsight, TextWriter output)
+    private static void WriteTable(List<PolicyLatency> results, PolicyLatency bestEp, PolicyLatency hindsight, PolicyLatency bound, TextWriter output)
     {
         var trivial = results[0].StepLatencyMeanMs;
         var table = new TextTable("policy", "step ms", "p99 ms", "tokens/s", "vs trivial", "vs BestEP", "imbalance", "experts moved");
-        foreach (var r in results.Append(hindsight).Append(bestEp))
+        foreach (var r in results.Append(hindsight).Append(bound).Append(bestEp))
         {
             table.Add(
                 r.Policy,

@@ -6,8 +6,8 @@ public readonly record struct StepLatency(double Millis, double MoeMillis, doubl
 /// <summary>
 /// Turns a placement and one step's routed tokens into step latency (docs/latency-model.md):
 /// per MoE layer, each device's time = its expert compute (the calibrated per-expert FFN time for the tokens each of
-/// its slots receives; a replicated expert's tokens split evenly over its replicas; an expert with no tokens is
-/// skipped; experts run back to back: each costs <see cref="GemmTable.BackToBackMillis"/>, and one of them the
+/// its slots receives; a replicated expert's tokens split over its replicas as <see cref="Dispatch"/> says (evenly by
+/// default); a slot with no tokens is skipped; experts run back to back: each costs <see cref="GemmTable.BackToBackMillis"/>, and one of them the
 /// single-call <see cref="GemmTable.Millis"/>) plus
 /// dispatch and combine (the token bytes it receives from other devices, over NVLink-class bandwidth inside a node
 /// and network bandwidth across nodes; tokens start spread evenly over devices, as with data-parallel attention);
@@ -17,12 +17,14 @@ public readonly record struct StepLatency(double Millis, double MoeMillis, doubl
 public sealed class LatencyModel
 {
     private readonly double _shapeScale;
+    private readonly ReplicaSplitter _splitter;
+    private double[] _slotTokens = [];
     private double[] _compute = [];
     private double[] _tokens = [];
     private double[] _follow = [];
     private int[] _active = [];
 
-    public LatencyModel(MoeModel model, GemmTable table, Interconnect interconnect)
+    public LatencyModel(MoeModel model, GemmTable table, Interconnect interconnect, ReplicaDispatch dispatch = ReplicaDispatch.Even)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(table);
@@ -30,6 +32,7 @@ public sealed class LatencyModel
         Model = model;
         Table = table;
         Interconnect = interconnect;
+        _splitter = new ReplicaSplitter(dispatch);
 
         // A table measured for another expert shape is scaled by weight size (both the memory-bound and the
         // compute-bound regime scale with hidden x intermediate).
@@ -44,6 +47,9 @@ public sealed class LatencyModel
 
     public Interconnect Interconnect { get; }
 
+    /// <summary>How a replicated expert's tokens are split over its replicas.</summary>
+    public ReplicaDispatch Dispatch => _splitter.Dispatch;
+
     /// <summary>Latency of one step: <paramref name="stepCounts"/> is [layers, experts] tokens routed to each logical expert.</summary>
     public StepLatency Step(Placement placement, ReadOnlySpan<float> stepCounts)
     {
@@ -55,20 +61,9 @@ public sealed class LatencyModel
         }
 
         double total = 0, moe = 0, slowCompute = 0, slowComm = 0;
-        Span<int> replicas = experts <= 1024 ? stackalloc int[experts] : new int[experts];
         for (var l = 0; l < placement.Layers; l++)
         {
-            var row = placement.Layer(l);
-            replicas.Clear();
-            foreach (var e in row)
-            {
-                if (e >= 0)
-                {
-                    replicas[e]++;
-                }
-            }
-
-            var (layerMs, compute, comm) = Layer(placement.Topology, row, stepCounts.Slice(l * experts, experts), replicas);
+            var (layerMs, compute, comm) = Layer(placement.Topology, placement.Layer(l), stepCounts.Slice(l * experts, experts));
             moe += layerMs;
             slowCompute += compute;
             slowComm += comm;
@@ -112,6 +107,47 @@ public sealed class LatencyModel
     }
 
     /// <summary>
+    /// The step's own routed load spread perfectly evenly over the devices, per layer: every expert once (no
+    /// replicas), the layer's summed expert time (each expert's back-to-back time for its tokens) divided by the
+    /// devices, plus one lone-call surcharge (the experts' mean), plus the dispatch and combine of an even share of the
+    /// tokens. BestEP as the reference defines it (total layer load / ranks), in time rather than tokens. No placement
+    /// under either dispatch beats it as long as splitting an expert's tokens never costs less in total (true of the
+    /// calibrated tables: a flat then rising cost). When every expert is active, <see cref="BestEp"/>'s uniform routing
+    /// sits below it by what the routing's own skew costs (hot experts' compute-bound tokens), which no placement can
+    /// remove; idle experts cost nothing here, so with many of them the bound can fall below BestEP.
+    /// </summary>
+    public StepLatency BalancedBound(Topology topology, int experts, ReadOnlySpan<float> stepCounts)
+    {
+        ArgumentNullException.ThrowIfNull(topology);
+        var layers = stepCounts.Length / experts;
+        double total = 0, moe = 0, slowCompute = 0, slowComm = 0;
+        for (var l = 0; l < layers; l++)
+        {
+            double tokens = 0, single = 0, follow = 0;
+            var active = 0;
+            foreach (var c in stepCounts.Slice(l * experts, experts))
+            {
+                if (c > 0)
+                {
+                    tokens += c;
+                    single += Table.Millis(c);
+                    follow += Table.BackToBackMillis(c);
+                    active++;
+                }
+            }
+
+            var compute = active == 0 ? 0 : ((follow / topology.Devices) + ((single - follow) / active)) * _shapeScale;
+            var comm = CommMillis(topology, tokens / topology.Devices);
+            moe += compute + comm;
+            slowCompute += compute;
+            slowComm += comm;
+            total += compute + comm + Model.NonMoeMillisPerLayer;
+        }
+
+        return new StepLatency(total, moe, slowCompute, slowComm);
+    }
+
+    /// <summary>
     /// Compute time of one device that runs experts with <paramref name="slotTokens"/> tokens each (zero-token slots
     /// are skipped; experts run back to back, see <see cref="GemmTable.BackToBackMillis"/>).
     /// </summary>
@@ -144,9 +180,38 @@ public sealed class LatencyModel
         return sum / Model.TopK;
     }
 
-    private (double LayerMillis, double Compute, double Comm) Layer(Topology topology, ReadOnlySpan<int> row, ReadOnlySpan<float> counts, ReadOnlySpan<int> replicas)
+    /// <summary>
+    /// The tokens each slot of <paramref name="placement"/>'s first <paramref name="layers"/> layers serves for
+    /// <paramref name="stepCounts"/> under <see cref="Dispatch"/>, in whole tokens: [layers * slots].
+    /// </summary>
+    public int[] SlotTokens(Placement placement, ReadOnlySpan<float> stepCounts, int layers)
+    {
+        ArgumentNullException.ThrowIfNull(placement);
+        var slots = placement.Slots;
+        var experts = placement.LogicalExperts;
+        var result = new int[layers * slots];
+        var tokens = new double[slots];
+        for (var l = 0; l < layers; l++)
+        {
+            _splitter.Split(placement.Topology, placement.Layer(l), stepCounts.Slice(l * experts, experts), tokens, integral: true);
+            for (var s = 0; s < slots; s++)
+            {
+                result[(l * slots) + s] = (int)tokens[s];
+            }
+        }
+
+        return result;
+    }
+
+    private (double LayerMillis, double Compute, double Comm) Layer(Topology topology, ReadOnlySpan<int> row, ReadOnlySpan<float> counts)
     {
         var devices = topology.Devices;
+        if (_slotTokens.Length != row.Length)
+        {
+            _slotTokens = new double[row.Length];
+        }
+
+        _splitter.Split(topology, row, counts, _slotTokens);
         if (_compute.Length != devices)
         {
             _compute = new double[devices];
@@ -161,13 +226,7 @@ public sealed class LatencyModel
         Array.Clear(_active);
         for (var s = 0; s < row.Length; s++)
         {
-            var e = row[s];
-            if (e < 0)
-            {
-                continue;
-            }
-
-            var t = counts[e] / (double)replicas[e];
+            var t = _slotTokens[s];
             if (t <= 0)
             {
                 continue;

@@ -17,6 +17,7 @@ public sealed class LatencyObserver : IReplayObserver
     private readonly LatencyModel _model;
     private readonly List<double> _stepMs = [];
     private readonly List<double> _bestMs = [];
+    private readonly List<double> _boundMs = [];
     private readonly List<double> _hindsightMs = [];
     private readonly int _hindsightGroups;
     private readonly int _recordSteps;
@@ -26,6 +27,8 @@ public sealed class LatencyObserver : IReplayObserver
     private double _comm;
     private double _bestCompute;
     private double _bestComm;
+    private double _boundCompute;
+    private double _boundComm;
     private double _hindsightCompute;
     private double _hindsightComm;
 
@@ -60,6 +63,10 @@ public sealed class LatencyObserver : IReplayObserver
         _bestMs.Add(best.Millis);
         _bestCompute += best.ComputeMillisOfSlowest;
         _bestComm += best.CommMillisOfSlowest;
+        var bound = _model.BalancedBound(placement.Topology, placement.LogicalExperts, counts);
+        _boundMs.Add(bound.Millis);
+        _boundCompute += bound.ComputeMillisOfSlowest;
+        _boundComm += bound.CommMillisOfSlowest;
         if (_hindsightGroups > 0)
         {
             var experts = placement.LogicalExperts;
@@ -78,7 +85,7 @@ public sealed class LatencyObserver : IReplayObserver
 
         if (WorkloadTokens.Count < _recordSteps)
         {
-            WorkloadTokens.Add(SlotTokens(placement, counts, Math.Min(_recordLayers, placement.Layers)));
+            WorkloadTokens.Add(_model.SlotTokens(placement, counts, Math.Min(_recordLayers, placement.Layers)));
         }
     }
 
@@ -87,6 +94,9 @@ public sealed class LatencyObserver : IReplayObserver
 
     /// <summary>BestEP over the same steps.</summary>
     public PolicyLatency BestEp() => Summarise("bestEp", _bestMs, _bestCompute, _bestComm, null);
+
+    /// <summary>The balanced-load bound over the same steps (see <see cref="LatencyModel.BalancedBound"/>).</summary>
+    public PolicyLatency BalancedBound() => Summarise("balancedBound", _boundMs, _boundCompute, _boundComm, null);
 
     /// <summary>
     /// EPLB in hindsight over the same steps: each step placed on its own loads (no prediction error, no movement
@@ -107,41 +117,6 @@ public sealed class LatencyObserver : IReplayObserver
         var p99 = sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(0.99 * sorted.Length) - 1)];
         var tokensPerStep = _tokens / ms.Count;
         return new PolicyLatency(policy, mean, p99, tokensPerStep / (mean / 1000.0), compute / ms.Count, comm / ms.Count, replay);
-    }
-
-    /// <summary>
-    /// Integer tokens per physical slot for the first <paramref name="layers"/> layers: each expert's tokens split over
-    /// its replicas as evenly as integers allow (the first replicas take the remainder).
-    /// </summary>
-    public static int[] SlotTokens(Placement placement, ReadOnlySpan<float> counts, int layers)
-    {
-        ArgumentNullException.ThrowIfNull(placement);
-        var slots = placement.Slots;
-        var experts = placement.LogicalExperts;
-        var result = new int[layers * slots];
-        var seen = new int[experts];
-        for (var l = 0; l < layers; l++)
-        {
-            var replicas = placement.ReplicaCounts(l);
-            Array.Clear(seen);
-            var row = placement.Layer(l);
-            for (var s = 0; s < slots; s++)
-            {
-                var e = row[s];
-                if (e < 0)
-                {
-                    continue;
-                }
-
-                var total = (int)Math.Round(counts[(l * experts) + e]);
-                var share = total / replicas[e];
-                var extra = seen[e] < total % replicas[e] ? 1 : 0;
-                seen[e]++;
-                result[(l * slots) + s] = share + extra;
-            }
-        }
-
-        return result;
     }
 }
 
