@@ -1,5 +1,6 @@
 using System.Globalization;
 using ExpertBridge.Core;
+using ExpertBridge.Core.Formats;
 using ExpertBridge.Core.Policies;
 using ExpertBridge.Scripting;
 using Microsoft.Extensions.Logging;

@@ -1,4 +1,5 @@
 using ExpertBridge.Core;
+using ExpertBridge.Core.Formats;
 using Microsoft.Extensions.Logging;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;

@@ -41,21 +41,25 @@ public class LatencyModelTests
     }
 
     [Theory]
-    [InlineData("[1, 2]", "the top level is an array")]
-    [InlineData("""{"points": {"tokens": 1}}""", "'points' is an object")]
-    [InlineData("""{"points": [1, 2]}""", "points[0] is 1")]
-    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": "many", "ms": 0.04}]}""", "points[1].tokens is the string 'many'")]
-    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8}]}""", "points[1].ms is missing")]
-    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "hidden": "wide"}""", "'hidden' is the string 'wide'")]
-    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "intermediate": -5}""", "'intermediate' is -5")]
-    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "card": 5}""", "'card' is 5")]
-    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "additivity": [{"tokens": 8, "experts": true, "msTogether": 1, "msOne": 0.1}]}""", "additivity[0].experts is the boolean true")]
-    public void GemmTable_WrongShapeOrType_OneInputErrorNamingTheEntry(string json, string expected)
+    [InlineData("[1, 2]", "t.json", "the top level is Array")]
+    [InlineData("""{"points": {"tokens": 1}}""", "t.json: points", "found Object (rule: an array)")]
+    [InlineData("""{"points": [1, 2]}""", "t.json: points[0]", "found Integer 1 (rule: an object)")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": "many", "ms": 0.04}]}""", "t.json: points[1].tokens", "found String \"many\" (rule: a number)")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8}]}""", "t.json: points[1].ms", "missing (rule: required)")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": -0.04}]}""", "t.json: points[1].ms", "got -0.04 (rule: a finite number >= 0)")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03, "msec": 1}]}""", "t.json: points[0].msec", "unknown key; known keys here: tokens, ms")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "hidden": "wide"}""", "t.json: hidden", "found String \"wide\" (rule: a whole number)")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "intermediate": -5}""", "t.json: intermediate", "got -5 (rule: >= 1)")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "card": 5}""", "t.json: card", "found Integer 5 (rule: a string)")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "cards": "x"}""", "t.json: cards", "unknown key")]
+    [InlineData("""{"points": [{"tokens": 1, "ms": 0.03}, {"tokens": 8, "ms": 0.04}], "additivity": [{"tokens": 8, "experts": true, "msTogether": 1, "msOne": 0.1}]}""", "t.json: additivity[0].experts", "found Boolean true (rule: a number)")]
+    public void GemmTable_WrongShapeOrType_OneInputErrorNamingTheEntry(string json, string subject, string expected)
     {
         // Hand-edited tables: every mistake is an input error that names the file and the entry, never an exception of
-        // the JSON library (which the CLI would report as an internal error).
+        // the JSON library (which the CLI would report as an internal error); the checks and wording are the config
+        // file's (JsonFields).
         var ex = Assert.Throws<InputException>(() => GemmTable.Parse(json, "t.json"));
-        Assert.Equal("t.json", ex.Subject);
+        Assert.Equal(subject, ex.Subject);
         Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
     }
 

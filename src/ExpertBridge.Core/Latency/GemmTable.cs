@@ -1,3 +1,4 @@
+using ExpertBridge.Core.Formats;
 using System.Globalization;
 using System.Reflection;
 using Newtonsoft.Json.Linq;
@@ -146,7 +147,8 @@ public sealed class GemmTable
     /// <summary>
     /// Reads a table written by tests/gpu/gemm-calibrate (JSON): an object with <c>points</c> (required: tokens, ms),
     /// <c>additivity</c> (optional: tokens, experts, msTogether, msOne), and the descriptive <c>card</c>, <c>dtype</c>,
-    /// <c>hidden</c> and <c>intermediate</c>. Every mistake is one <see cref="InputException"/> naming the entry and field.
+    /// <c>hidden</c> and <c>intermediate</c>. Every mistake is one <see cref="InputException"/> naming the source and
+    /// the entry's key (e.g. <c>t.json: points[1].tokens</c>), read with the same checks as the host's config file.
     /// </summary>
     public static GemmTable Parse(string json, string source)
     {
@@ -162,27 +164,27 @@ public sealed class GemmTable
 
         if (parsed is not JObject root)
         {
-            throw new InputException(source, "a GEMM table is a JSON object with a 'points' array", $"the top level is {Kind(parsed)}");
+            throw new InputException(source, "a GEMM table is a JSON object with a 'points' array", $"the top level is {JsonFields.Describe(parsed)}");
         }
 
-        var points = Entries(root, "points", source, required: true)
-            .Select((p, i) => (Number(p, "tokens", $"points[{i}]", source), Number(p, "ms", $"points[{i}]", source)))
+        var fields = new JsonFields(source);
+        fields.OnlyKeys(root, "", "card", "dtype", "hidden", "intermediate", "reps", "points", "additivity");
+        var points = fields.Array(root, "points", required: true)!
+            .Select((p, i) => Entry(fields, p, $"points[{i}]", "tokens", "ms"))
+            .Select(e => (e[0], e[1]))
             .ToList();
 
         // Additivity: k experts back to back took msTogether, one alone msOne; each of the k - 1 followers cost
         // (msTogether - msOne) / (k - 1). Repeated token counts (several k) are averaged.
         var follow = new List<(double Tokens, double Millis)>();
-        var additivity = Entries(root, "additivity", source, required: false)
-            .Select((a, i) => (
-                Tokens: Number(a, "tokens", $"additivity[{i}]", source),
-                Experts: Number(a, "experts", $"additivity[{i}]", source),
-                Together: Number(a, "msTogether", $"additivity[{i}]", source),
-                One: Number(a, "msOne", $"additivity[{i}]", source)));
-        foreach (var group in additivity.GroupBy(a => a.Tokens))
+        var additivity = (fields.Array(root, "additivity", required: false) ?? [])
+            .Select((a, i) => Entry(fields, a, $"additivity[{i}]", "experts", "tokens", "msTogether", "msOne"));
+        foreach (var group in additivity.GroupBy(a => a[1]))
         {
             var perFollower = new List<double>();
-            foreach (var (_, k, together, one) in group)
+            foreach (var a in group)
             {
+                var (k, together, one) = (a[0], a[2], a[3]);
                 if (!(k >= 2) || !(one > 0) || !(together > one))
                 {
                     throw new InputException(source, "additivity entries have experts >= 2 and msTogether > msOne > 0", $"tokens {group.Key}: experts {k}, msTogether {together}, msOne {one}");
@@ -195,65 +197,22 @@ public sealed class GemmTable
         }
 
         return new GemmTable(
-            Text(root, "card", source),
-            Text(root, "dtype", source),
-            Size(root, "hidden", source),
-            Size(root, "intermediate", source),
+            fields.String(root, "card", "unknown"),
+            fields.String(root, "dtype", "unknown"),
+            fields.Int(root, "hidden", 0, min: 1),
+            fields.Int(root, "intermediate", 0, min: 1),
             points,
             follow,
             source);
     }
 
-    private static JArray Entries(JObject root, string name, string source, bool required) => root[name] switch
+    // An array entry: an object with exactly these number fields (each required, finite, >= 0), in this order.
+    private static double[] Entry(JsonFields fields, JToken token, string key, params string[] names)
     {
-        JArray array => array,
-        null when !required => [],
-        null => throw new InputException(source, $"a GEMM table has a '{name}' array", $"'{name}' is missing"),
-        var other => throw new InputException(source, $"'{name}' is an array of objects", $"'{name}' is {Kind(other)}"),
-    };
-
-    private static double Number(JToken entry, string field, string where, string source)
-    {
-        if (entry is not JObject item)
-        {
-            throw new InputException(source, $"{where} is an object with '{field}'", $"{where} is {Kind(entry)}");
-        }
-
-        return item[field] switch
-        {
-            JValue { Type: JTokenType.Integer or JTokenType.Float } number => (double)number,
-            null => throw new InputException(source, $"{where} has a number '{field}'", $"{where}.{field} is missing"),
-            var other => throw new InputException(source, $"{where}.{field} is a number", $"{where}.{field} is {Kind(other)}"),
-        };
+        var entry = fields.Element(token, key);
+        fields.OnlyKeys(entry, key, names);
+        return names.Select(n => fields.Double(entry, $"{key}.{n}", fallback: null)).ToArray();
     }
-
-    private static string Text(JObject root, string field, string source) => root[field] switch
-    {
-        null or { Type: JTokenType.Null } => "unknown",
-        JValue { Type: JTokenType.String } text => (string)text!,
-        var other => throw new InputException(source, $"'{field}' is a string", $"'{field}' is {Kind(other)}"),
-    };
-
-    /// <summary>An expert dimension: absent (0: the table is not rescaled to the model's shape) or a positive integer.</summary>
-    private static int Size(JObject root, string field, string source) => root[field] switch
-    {
-        null or { Type: JTokenType.Null } => 0,
-        JValue { Type: JTokenType.Integer } value when (long)value > 0 && (long)value <= int.MaxValue => (int)value,
-        var other => throw new InputException(source, $"'{field}' is a positive integer (the expert shape the table was measured for)", $"'{field}' is {Kind(other)}"),
-    };
-
-    private static string Kind(JToken token) => token switch
-    {
-        JObject => "an object",
-        JArray => "an array",
-        JValue { Type: JTokenType.String } text => $"the string '{Truncate((string)text!)}'",
-        JValue { Type: JTokenType.Boolean } flag => $"the boolean {((bool)flag ? "true" : "false")}",
-        JValue { Type: JTokenType.Null } => "null",
-        JValue value => $"{Convert.ToString(value.Value, CultureInfo.InvariantCulture)}",
-        _ => token.Type.ToString(),
-    };
-
-    private static string Truncate(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     /// <summary>Reads a table from a file; errors name the file.</summary>
     public static GemmTable Load(string path)

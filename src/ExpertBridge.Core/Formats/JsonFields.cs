@@ -1,15 +1,15 @@
 using System.Globalization;
-using ExpertBridge.Core;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 
-namespace ExpertBridge.Host;
+namespace ExpertBridge.Core.Formats;
 
 /// <summary>
 /// Typed, checked reads of JSON objects whose every mistake is one <see cref="InputException"/> naming the source and
 /// the dotted key: unknown keys refused with the list of known ones, types checked, ranges checked. Serves the config
-/// file (<see cref="HostConfig"/>, source = the file) and the daemon's requests (<see cref="HostDaemon"/>, no source:
-/// the key, e.g. <c>step.tokens[5]</c>, says where).
+/// file (the host's <c>HostConfig</c>, source = the file) and the daemon's requests (<c>HostDaemon</c>, no source:
+/// the key, e.g. <c>step.tokens[5]</c>, says where), and the expert GEMM tables
+/// (<see cref="Latency.GemmTable"/>, source = the file). Internal to Core and the host (InternalsVisibleTo).
 /// </summary>
 internal sealed class JsonFields(string source)
 {
@@ -37,6 +37,9 @@ internal sealed class JsonFields(string source)
 
         return t as JObject ?? throw Error(key, "an object", $"found {t.Type}");
     }
+
+    /// <summary>An array element <paramref name="t"/> that must be an object, named <paramref name="key"/> in errors.</summary>
+    public JObject Element(JToken t, string key) => t as JObject ?? throw Error(key, "an object", $"found {Describe(t)}");
 
     public JArray? Array(JObject obj, string key, bool required)
     {
@@ -87,12 +90,13 @@ internal sealed class JsonFields(string source)
         return v;
     }
 
-    public double Double(JObject obj, string key, double fallback)
+    /// <summary>A finite number >= 0; <paramref name="fallback"/> null: required.</summary>
+    public double Double(JObject obj, string key, double? fallback)
     {
         var t = obj[LastPart(key)];
         if (t is null || t.Type == JTokenType.Null)
         {
-            return fallback;
+            return fallback ?? throw Error(key, "required", "missing");
         }
 
         if (t.Type is not (JTokenType.Integer or JTokenType.Float))
@@ -128,5 +132,6 @@ internal sealed class JsonFields(string source)
 
     private static string LastPart(string key) => key[(key.LastIndexOf('.') + 1)..];
 
-    private static string Describe(JToken t) => t.Type is JTokenType.Object or JTokenType.Array ? t.Type.ToString() : $"{t.Type} {t.ToString(Formatting.None)}";
+    /// <summary>A token for an error: its JSON type, and its value when it is not an object or an array.</summary>
+    public static string Describe(JToken t) => t.Type is JTokenType.Object or JTokenType.Array ? t.Type.ToString() : $"{t.Type} {t.ToString(Formatting.None)}";
 }
