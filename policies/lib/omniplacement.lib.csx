@@ -1127,6 +1127,27 @@ internal sealed class OmniLayerSolver
     private readonly double[] _spareSiblings;
     private int _spareCount;
     private int _spareAllowance;
+    private int _firstLevels = -1;
+    private bool _lowSet;                 // GainBound: a lower bound on the touched devices' highest new level is given
+    private readonly double[] _lowLevel;  // [k1] that bound per scenario
+    private readonly double[] _restLevel;
+    private readonly int[] _srcDevice = new int[2];
+    private readonly int[] _srcScenario = new int[2];
+    private readonly int[] _srcReceivers = new int[2];
+    private readonly bool[] _srcSlotsReady = new bool[2];
+    private double _floor;
+    private readonly int[] _cKind;
+    private readonly double[] _cBound;
+    private readonly int[] _cSource;
+    private readonly int[] _cX;
+    private readonly int[] _cSlot;
+    private readonly int[] _cPartner;
+    private readonly int[] _cIndex;
+    private int _candidates;
+    private readonly int[] _live;
+    private int _liveCount;
+    private double _liveSplit;
+    private int _sortedStage;
     private int _frozenA = -1;
     private int _frozenB = -1;
     private readonly int[] _items;
@@ -1183,23 +1204,34 @@ internal sealed class OmniLayerSolver
         _touched = new int[_d];
         _touchDelta = new double[_d * _k1];
         _newPeak = new double[_k1];
+        _lowLevel = new double[_k1];
+        _restLevel = new double[_k1];
         _sortScratch = new double[_k1];
         _repHead = new int[_e];
         _repNext = new int[slots];
         _spare = new int[slots];
         _spareBase = new double[slots];
         _spareSiblings = new double[slots];
+        _live = new int[slots];
         _items = new int[slots];
         _itemKeys = new double[slots];
         _snapshot = new int[slots];
         _fill = new int[_d];
         _fillLoad = new double[_d];
-        _recvDevice = new int[ReceiverCount];
-        _recvGap = new double[ReceiverCount];
-        _recvLoad = new double[ReceiverCount];
-        _recvStart = new int[ReceiverCount + 1];
-        _recvSlot = new int[ReceiverCount * _s];
-        _recvShare = new double[ReceiverCount * _s];
+        _recvDevice = new int[2 * ReceiverCount];
+        _recvGap = new double[2 * ReceiverCount];
+        _recvLoad = new double[2 * ReceiverCount];
+        _recvStart = new int[2 * (ReceiverCount + 1)];
+        _recvSlot = new int[2 * ReceiverCount * _s];
+        _recvShare = new double[2 * ReceiverCount * _s];
+        var candidates = 2 * _s * 5;
+        _cKind = new int[candidates];
+        _cBound = new double[candidates];
+        _cSource = new int[candidates];
+        _cX = new int[candidates];
+        _cSlot = new int[candidates];
+        _cPartner = new int[candidates];
+        _cIndex = new int[candidates];
     }
 
     /// <summary>Replicas per expert at most.</summary>
@@ -1802,7 +1834,6 @@ internal sealed class OmniLayerSolver
             return -1;
         }
 
-        BuildReplicaLists();
         BuildSpareSlots(allowance);
         var split = _load[x] / (_cnt[x] + 1);
         var (target, relocate) = KickTarget(x, a, split);
@@ -1821,11 +1852,9 @@ internal sealed class OmniLayerSolver
             delta += ReplicateDelta(y, relocate, _row[relocate]);
             log?.BeginOp(0);
             written += Apply(new Op(OpKind.Replicate, -1, relocate, y, 0), log);
-            BuildReplicaLists();
             delta += DropDelta(y, target);
             log?.BeginOp(0);
             written += Apply(new Op(OpKind.Drop, target, -1, y, 0), log);
-            BuildReplicaLists();
         }
 
         delta += ReplicateDelta(x, target, _row[target]);
@@ -1961,13 +1990,8 @@ internal sealed class OmniLayerSolver
 
     private static int Writes(OpKind kind) => kind == OpKind.Swap ? 2 : 1;
 
-    private Op FindBest(double floor, int writesLeft, int allowance)
+    private int WorstScenario()
     {
-        var best = new Op(OpKind.None, -1, -1, -1, floor);
-        BuildReplicaLists();
-        BuildSpareSlots(allowance);
-
-        // Sources: the prediction's peak device, and the peak device of the scenario that weighs most in the objective.
         var worst = -1;
         for (var k = 1; k < _k1; k++)
         {
@@ -1977,33 +2001,161 @@ internal sealed class OmniLayerSolver
             }
         }
 
+        return worst;
+    }
+
+    /// <summary>
+    /// The best operation (highest gain per slot write above <paramref name="floor"/>) that takes load off a source
+    /// device: the prediction's peak device, and the peak device of the scenario that weighs most in the objective.
+    /// Candidates are screened on the source's scenario k: swaps only with the coolest devices, keeping per replica the
+    /// two partners that level the source and the partner's device best; re-replications into the spare slot that
+    /// ends coolest; drops of redundant replicas. Each candidate (and each replica's whole swap screen) has an upper
+    /// bound on its gain; they are taken in descending order of bound and scored exactly until no bound can beat the
+    /// best found (branch and bound). The result is the candidate of the highest ratio, ties to the one first in the
+    /// order of the search's earlier form (per source, per replica: swap partners, re-replication, drop).
+    /// </summary>
+    private Op FindBest(double floor, int writesLeft, int allowance)
+    {
+        BuildSpareSlots(allowance);
+        (_firstLevels, _sortedStage) = (-1, 0);
+        _candidates = 0;
+        _floor = floor;
+
+        var worst = WorstScenario();
         if (_w[0] > 0)
         {
-            best = BestFromDevice(_order[0], 0, best, writesLeft);
+            AddCandidates(0, _order[0], 0, writesLeft);
         }
 
         if (worst > 0)
         {
-            best = BestFromDevice(_order[worst * _d], worst, best, writesLeft);
+            AddCandidates(1, _order[worst * _d], worst, writesLeft);
+        }
+
+        var best = new Op(OpKind.None, -1, -1, -1, floor);
+        var bestIndex = -1;
+        while (true)
+        {
+            var pick = -1;
+            var top = double.NegativeInfinity;
+            for (var c = 0; c < _candidates; c++)
+            {
+                if (_cKind[c] != 0 && (pick < 0 || _cBound[c] > top))
+                {
+                    (pick, top) = (c, _cBound[c]);
+                }
+            }
+
+            if (pick < 0 || (!_percentile && top <= best.Ratio - _slack))
+            {
+                break;
+            }
+
+            var kind = _cKind[pick];
+            _cKind[pick] = 0;
+            var x = _cX[pick];
+            var index = _cIndex[pick];
+            double ratio;
+            Op op;
+            switch (kind)
+            {
+                case CandidateReplicate:
+                    ratio = -ReplicateDelta(x, _cSlot[pick], _row[_cSlot[pick]]);
+                    op = new Op(OpKind.Replicate, -1, _cSlot[pick], x, ratio);
+                    break;
+                case CandidateDrop:
+                    ratio = -DropDelta(x, _cSlot[pick]);
+                    op = new Op(OpKind.Drop, _cSlot[pick], -1, x, ratio);
+                    break;
+                case CandidateSwap:
+                    var i = _cSlot[pick];
+                    var partner = _cPartner[pick];
+                    ratio = -SwapDelta(i / _s, x, partner / _s, _row[partner]) / 2;
+                    op = new Op(OpKind.Swap, i, partner, x, ratio);
+                    break;
+                default:
+                    ScreenSwaps(_cSource[pick], _cSlot[pick], x, index);
+                    continue;
+            }
+
+            if (ratio > best.Ratio || (ratio == best.Ratio && index < bestIndex))
+            {
+                (best, bestIndex) = (op, index);
+            }
         }
 
         return best;
     }
 
-    /// <summary>
-    /// The best operation that takes load off device <paramref name="a"/>, the peak of scenario <paramref name="k"/>.
-    /// Candidates are screened on scenario k: swaps only with the coolest devices, keeping per (expert, device) the
-    /// partner that levels the two best; re-replications into the spare slot that ends coolest. Only those are scored
-    /// exactly on every scenario.
-    /// </summary>
-    private Op BestFromDevice(int a, int k, Op best, int writesLeft)
-    {
-        var share = _share.AsSpan(k * _e, _e);
-        var dev = _dev.AsSpan(k * _d, _d);
-        var levelsReady = false;
-        var receivers = writesLeft >= 2 ? Receivers(a, k) : 0;
-        var load = dev[a];
+    private const int CandidateReplicate = 1;
+    private const int CandidateDrop = 2;
+    private const int CandidateScreen = 3;
+    private const int CandidateSwap = 4;
 
+    private void AddCandidate(int kind, double bound, int source, int x, int slot, int partner, int index)
+    {
+        if (!_percentile && bound <= _floor - _slack)
+        {
+            return; // cannot pay its writes
+        }
+
+        var c = _candidates++;
+        _cKind[c] = kind;
+        _cBound[c] = _percentile ? double.PositiveInfinity : bound;
+        _cSource[c] = source;
+        _cX[c] = x;
+        _cSlot[c] = slot;
+        _cPartner[c] = partner;
+        _cIndex[c] = index;
+    }
+
+    /// <summary>
+    /// The candidates of source <paramref name="source"/> (0 or 1): device <paramref name="a"/>, the peak of scenario
+    /// <paramref name="k"/>. Re-replications get their spare slot here (the one that ends coolest on scenario k); swap
+    /// screens are run only when taken (<see cref="ScreenSwaps"/>).
+    /// </summary>
+    private void AddCandidates(int source, int a, int k, int writesLeft)
+    {
+        var dev = _dev.AsSpan(k * _d, _d);
+        _srcDevice[source] = a;
+        _srcScenario[source] = k;
+        var receivers = writesLeft >= 2 ? ReceiverDevices(source, a, k) : 0;
+        _srcReceivers[source] = receivers;
+        _srcSlotsReady[source] = false;
+        var boundBase = 0.0;
+        var heaviest = 0.0;
+        var commUnit = _commWeight > 0 ? _commWeight * ((1.0 / _nodes) + (_affinity ? 1 : 0)) / _d : 0;
+        if (receivers > 0 && !_percentile)
+        {
+            // One bound for every swap of a replica: a and all receivers marked at once, the warmest receiver's
+            // weight, the heaviest occupant's load; where a is the peak, it falls at most to its load without x.
+            _stamp++;
+            _mark[a] = _stamp;
+            var warmest = 0.0;
+            var rb = source * ReceiverCount;
+            for (var r = 0; r < receivers; r++)
+            {
+                var b = _recvDevice[rb + r];
+                _mark[b] = _stamp;
+                warmest = Math.Max(warmest, _devW[b]);
+                for (var lj = 0; lj < _s; lj++)
+                {
+                    var y = _row[(b * _s) + lj];
+                    if (y >= 0)
+                    {
+                        heaviest = Math.Max(heaviest, _load[y]);
+                    }
+                }
+            }
+
+            boundBase = GainBound(_devW[a] + warmest, 0);
+            for (var kk = 0; kk < _k1; kk++)
+            {
+                _restLevel[kk] = _order[kk * _d] == a ? Math.Max(0, MaxUnmarked(kk)) : double.NaN;
+            }
+        }
+
+        var levelsReady = false;
         for (var li = 0; li < _s; li++)
         {
             var i = (a * _s) + li;
@@ -2013,66 +2165,11 @@ internal sealed class OmniLayerSolver
                 continue;
             }
 
-            var ux = share[x];
+            var index = ((source * _s) + li) * 4;
             if (receivers > 0)
             {
-                // The two partners (over the coolest devices) that level a and the partner's device best on scenario
-                // k; only those are scored exactly.
-                int first = -1, second = -1;
-                double firstTop = double.PositiveInfinity, secondTop = double.PositiveInfinity;
-                var held = _onDevice.AsSpan(x * _d, _d);
-                for (var r = 0; r < receivers; r++)
-                {
-                    if (held[_recvDevice[r]] != 0)
-                    {
-                        continue;
-                    }
-
-                    var gap = _recvGap[r];
-                    var level = _recvLoad[r];
-                    if ((load + level) * 0.5 * (1 - 1e-12) >= secondTop)
-                    {
-                        break; // no swap with this or a warmer device levels a below the second partner found
-                    }
-
-                    for (var t = _recvStart[r]; t < _recvStart[r + 1]; t++)
-                    {
-                        var shift = ux - _recvShare[t];
-                        if (shift <= 0 || shift >= gap)
-                        {
-                            continue;
-                        }
-
-                        var top = Math.Max(load - shift, level + shift);
-                        if (top < firstTop)
-                        {
-                            (second, secondTop) = (first, firstTop);
-                            (first, firstTop) = (_recvSlot[t], top);
-                        }
-                        else if (top < secondTop)
-                        {
-                            (second, secondTop) = (_recvSlot[t], top);
-                        }
-                    }
-                }
-
-                foreach (var partner in (ReadOnlySpan<int>)[first, second])
-                {
-                    if (partner >= 0)
-                    {
-                        var y = _row[partner];
-                        if (!_percentile && SwapGainBound(a, x, partner / _s, y) / 2 <= best.Ratio - _slack)
-                        {
-                            continue; // cannot beat the best candidate: skip the exact scoring
-                        }
-
-                        var ratio = -SwapDelta(a, x, partner / _s, y) / 2;
-                        if (ratio > best.Ratio)
-                        {
-                            best = new Op(OpKind.Swap, i, partner, x, ratio);
-                        }
-                    }
-                }
+                var bound = _percentile ? 0 : (SwapBoundOf(a, x, boundBase) + (commUnit * 2 * (_load[x] + heaviest))) / 2;
+                AddCandidate(CandidateScreen, bound, source, x, i, -1, index);
             }
 
             if (_cnt[x] < ReplicaCap)
@@ -2081,76 +2178,233 @@ internal sealed class OmniLayerSolver
                 // other replicas after taking over its tokens. Computed once per source device.
                 if (!levelsReady)
                 {
-                    SpareLevels(k);
                     levelsReady = true;
+                    if (source == 0)
+                    {
+                        _firstLevels = k;
+                    }
+
+                    // The least split among a's replicas: slots that cannot end below a even with it are left out of
+                    // the scans.
+                    _liveSplit = double.PositiveInfinity;
+                    for (var lj = li; lj < _s; lj++)
+                    {
+                        var e = _row[(a * _s) + lj];
+                        if (e >= 0 && _cnt[e] < ReplicaCap)
+                        {
+                            _liveSplit = Math.Min(_liveSplit, _load[(k * _e) + e] / (_cnt[e] + 1));
+                        }
+                    }
+
+                    LiveLevels(k, dev[a]);
                 }
 
-                var split = _load[(k * _e) + x] / (_cnt[x] + 1);
-                var target = -1;
-                var level = dev[a];
-                for (var t = 0; t < _spareCount; t++)
-                {
-                    // Spare slots are sorted by base level: once base + split reaches the best level, none does better.
-                    if (_spareBase[t] + split >= level)
-                    {
-                        break;
-                    }
-
-                    var after = Math.Max(_spareBase[t] + split, _spareSiblings[t]);
-                    if (after >= level)
-                    {
-                        continue;
-                    }
-
-                    var j = _spare[t];
-                    var b = j / _s;
-                    if (b == a || _row[j] == x || _onDevice[(x * _d) + b] != 0)
-                    {
-                        continue;
-                    }
-
-                    level = after;
-                    target = j;
-                }
-
+                var target = SpareTarget(a, x, k, dev[a], source + 1);
                 if (target >= 0)
                 {
-                    var ratio = !_percentile && ReplicateGainBound(x, target, _row[target]) <= best.Ratio - _slack
-                        ? double.NegativeInfinity
-                        : -ReplicateDelta(x, target, _row[target]);
-                    if (ratio > best.Ratio)
-                    {
-                        best = new Op(OpKind.Replicate, -1, target, x, ratio);
-                    }
+                    var bound = _percentile ? 0 : ReplicateGainBound(a, x, target, _row[target]);
+                    AddCandidate(CandidateReplicate, bound, source, x, target, -1, index + 2);
                 }
             }
 
             if (_cnt[x] >= 2)
             {
-                var ratio = !_percentile && DropGainBound(x) <= best.Ratio - _slack ? double.NegativeInfinity : -DropDelta(x, i);
-                if (ratio > best.Ratio)
+                var bound = _percentile ? 0 : DropGainBound(a, x);
+                AddCandidate(CandidateDrop, bound, source, x, i, -1, index + 3);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The spare slot (scenario k) where a new replica of x ends coolest, below <paramref name="limit"/> (ties: the
+    /// lower base level), as a scan of the slots sorted by base level finds it; only when two slots tie on both does
+    /// the sorted order itself decide (<see cref="SortSpares"/>). -1 when none.
+    /// </summary>
+    private int SpareTarget(int a, int x, int k, double limit, int stage)
+    {
+        var split = _load[(k * _e) + x] / (_cnt[x] + 1);
+        var target = -1;
+        var level = limit;
+        var targetBase = double.PositiveInfinity;
+        var tied = false;
+        for (var u = 0; u < _liveCount; u++)
+        {
+            var t = _live[u];
+            var spareBase = _spareBase[t];
+            var after = Math.Max(spareBase + split, _spareSiblings[t]);
+            if (after > level || (after == level && (target < 0 || spareBase > targetBase)))
+            {
+                continue;
+            }
+
+            var j = _spare[t];
+            var b = j / _s;
+            if (b == a || _row[j] == x || _onDevice[(x * _d) + b] != 0)
+            {
+                continue;
+            }
+
+            if (after == level && spareBase == targetBase)
+            {
+                tied = true;
+                continue;
+            }
+
+            (level, target, targetBase, tied) = (after, j, spareBase, false);
+        }
+
+        if (!tied)
+        {
+            return target;
+        }
+
+        SortSpares(stage, k);
+        LiveSpares(limit);
+        target = -1;
+        level = limit;
+        for (var t = 0; t < _spareCount; t++)
+        {
+            if (_spareBase[t] + split >= level)
+            {
+                break;
+            }
+
+            var after = Math.Max(_spareBase[t] + split, _spareSiblings[t]);
+            if (after >= level)
+            {
+                continue;
+            }
+
+            var j = _spare[t];
+            var b = j / _s;
+            if (b == a || _row[j] == x || _onDevice[(x * _d) + b] != 0)
+            {
+                continue;
+            }
+
+            level = after;
+            target = j;
+        }
+
+        return target;
+    }
+
+    /// <summary>
+    /// The spare slots (indices into the levels) that may end below <paramref name="limit"/> with a new replica of
+    /// split <see cref="_liveSplit"/> or more: the others can never be a re-replication's target from this source.
+    /// </summary>
+    private void LiveSpares(double limit)
+    {
+        _liveCount = 0;
+        for (var t = 0; t < _spareCount; t++)
+        {
+            if (_spareBase[t] + _liveSplit < limit && _spareSiblings[t] < limit)
+            {
+                _live[_liveCount++] = t;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The swap screen of replica x (slot i) of a source device: the two partners over the coolest devices that level
+    /// a and the partner's device best on the source's scenario; each becomes a candidate with its own bound.
+    /// </summary>
+    private void ScreenSwaps(int source, int i, int x, int index)
+    {
+        var a = _srcDevice[source];
+        var k = _srcScenario[source];
+        var receivers = _srcReceivers[source];
+        var rb = source * ReceiverCount;
+        if (!_srcSlotsReady[source])
+        {
+            ReceiverSlots(source, a, k, receivers);
+            _srcSlotsReady[source] = true;
+        }
+
+        var load = _dev[(k * _d) + a];
+        var ux = _share[(k * _e) + x];
+        int first = -1, second = -1;
+        double firstTop = double.PositiveInfinity, secondTop = double.PositiveInfinity;
+        var held = _onDevice.AsSpan(x * _d, _d);
+        for (var r = 0; r < receivers; r++)
+        {
+            if (held[_recvDevice[rb + r]] != 0)
+            {
+                continue;
+            }
+
+            var gap = _recvGap[rb + r];
+            var level = _recvLoad[rb + r];
+            if ((load + level) * 0.5 * (1 - 1e-12) >= secondTop)
+            {
+                break; // no swap with this or a warmer device levels a below the second partner found
+            }
+
+            for (var t = _recvStart[rb + source + r]; t < _recvStart[rb + source + r + 1]; t++)
+            {
+                var shift = ux - _recvShare[t];
+                if (shift <= 0 || shift >= gap)
                 {
-                    best = new Op(OpKind.Drop, i, -1, x, ratio);
+                    continue;
+                }
+
+                var top = Math.Max(load - shift, level + shift);
+                if (top < firstTop)
+                {
+                    (second, secondTop) = (first, firstTop);
+                    (first, firstTop) = (_recvSlot[t], top);
+                }
+                else if (top < secondTop)
+                {
+                    (second, secondTop) = (_recvSlot[t], top);
                 }
             }
         }
 
-        return best;
+        if (first >= 0)
+        {
+            var bound = _percentile ? 0 : SwapGainBound(a, x, first / _s, _row[first]) / 2;
+            AddCandidate(CandidateSwap, bound, source, x, i, first, index);
+        }
+
+        if (second >= 0)
+        {
+            var bound = _percentile ? 0 : SwapGainBound(a, x, second / _s, _row[second]) / 2;
+            AddCandidate(CandidateSwap, bound, source, x, i, second, index + 1);
+        }
+    }
+
+    /// <summary>The swap screen's bound for x on a: <paramref name="boundBase"/>, less where a cannot fall below its load without x.</summary>
+    private double SwapBoundOf(int a, int x, double boundBase)
+    {
+        var bound = boundBase;
+        for (var k = 0; k < _k1; k++)
+        {
+            var rest = _restLevel[k];
+            if (!double.IsNaN(rest))
+            {
+                var without = _dev[(k * _d) + a] - _share[(k * _e) + x];
+                if (without > rest)
+                {
+                    bound -= _w[k] * (without - rest);
+                }
+            }
+        }
+
+        return bound;
     }
 
     /// <summary>
-    /// The swap partners of peak device <paramref name="a"/> on scenario <paramref name="k"/>, for the screen of
-    /// <see cref="BestFromDevice"/>: the coolest devices below a (at most <see cref="ReceiverCount"/>), each with its
-    /// load, its gap to a and the slots whose occupant (or emptiness) may trade places with a replica on a, with the
-    /// occupant's share. Returns the number of devices.
+    /// The swap partners of source <paramref name="source"/>, device <paramref name="a"/>, on scenario
+    /// <paramref name="k"/>: the coolest devices below a (at most <see cref="ReceiverCount"/>), each with its load and
+    /// its gap to a. Returns the number of devices; their slots come with <see cref="ReceiverSlots"/>.
     /// </summary>
-    private int Receivers(int a, int k)
+    private int ReceiverDevices(int source, int a, int k)
     {
-        var share = _share.AsSpan(k * _e, _e);
         var dev = _dev.AsSpan(k * _d, _d);
         var order = _order.AsSpan(k * _d, _d);
+        var rb = source * ReceiverCount;
         var count = 0;
-        var n = 0;
         for (var r = 0; r < Math.Min(ReceiverCount, _d - 1); r++)
         {
             var b = order[_d - 1 - r];
@@ -2160,10 +2414,29 @@ internal sealed class OmniLayerSolver
                 break; // the order is by load: the remaining devices are no cooler than a
             }
 
-            _recvDevice[count] = b;
-            _recvGap[count] = gap;
-            _recvLoad[count] = dev[b];
-            _recvStart[count] = n;
+            _recvDevice[rb + count] = b;
+            _recvGap[rb + count] = gap;
+            _recvLoad[rb + count] = dev[b];
+            count++;
+        }
+
+        return count;
+    }
+
+    /// <summary>
+    /// Per receiver of the source, the slots whose occupant (or emptiness) may trade places with a replica on a, with
+    /// the occupant's share on scenario k.
+    /// </summary>
+    private void ReceiverSlots(int source, int a, int k, int receivers)
+    {
+        var share = _share.AsSpan(k * _e, _e);
+        var rb = source * ReceiverCount;
+        var sb = rb + source;
+        var n = rb * _s;
+        for (var r = 0; r < receivers; r++)
+        {
+            var b = _recvDevice[rb + r];
+            _recvStart[sb + r] = n;
             for (var lj = 0; lj < _s; lj++)
             {
                 var j = (b * _s) + lj;
@@ -2177,17 +2450,39 @@ internal sealed class OmniLayerSolver
                 _recvShare[n] = y >= 0 ? share[y] : 0;
                 n++;
             }
-
-            count++;
         }
 
-        _recvStart[count] = n;
-        return count;
+        _recvStart[sb + receivers] = n;
     }
 
     /// <summary>
-    /// Fills, per spare slot, <see cref="LevelAfterReplicate"/>'s two parts for scenario k, in ascending order of the
-    /// first (the slot's device without its occupant), so a scan can stop early.
+    /// Puts the spare slots in the order the search's earlier form scanned them for source <paramref name="stage"/>
+    /// (1 or 2) of <see cref="FindBest"/>: sorted (unstably) by the first source's base levels when that source
+    /// computed them, then by scenario <paramref name="k"/>'s; refills the levels in that order. Needed only to break
+    /// exact ties the same way.
+    /// </summary>
+    private void SortSpares(int stage, int k)
+    {
+        if (_sortedStage == stage)
+        {
+            return;
+        }
+
+        if (stage == 2 && _sortedStage == 0 && _firstLevels >= 0)
+        {
+            SpareLevels(_firstLevels);
+            Array.Sort(_spareBase, _spare, 0, _spareCount);
+        }
+
+        SpareLevels(k);
+        Array.Sort(_spareBase, _spare, 0, _spareCount);
+        SpareLevels(k);
+        _sortedStage = stage;
+    }
+
+    /// <summary>
+    /// Fills, per spare slot, <see cref="LevelAfterReplicate"/>'s two parts for scenario k: the slot's device without
+    /// its occupant, and the occupant's other replicas after taking over its tokens.
     /// </summary>
     private void SpareLevels(int k)
     {
@@ -2198,7 +2493,6 @@ internal sealed class OmniLayerSolver
             _spareBase[t] = _dev[(k * _d) + (j / _s)] - (f >= 0 ? _share[(k * _e) + f] : 0);
         }
 
-        Array.Sort(_spareBase, _spare, 0, _spareCount);
         for (var t = 0; t < _spareCount; t++)
         {
             var j = _spare[t];
@@ -2217,6 +2511,46 @@ internal sealed class OmniLayerSolver
             }
 
             _spareSiblings[t] = siblings;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="SpareLevels"/> and <see cref="LiveSpares"/> in one pass: the occupant's siblings are only computed
+    /// for slots whose base level lets them end below <paramref name="limit"/> (the others' are left stale, and only
+    /// the live slots are read until the next fill).
+    /// </summary>
+    private void LiveLevels(int k, double limit)
+    {
+        _liveCount = 0;
+        for (var t = 0; t < _spareCount; t++)
+        {
+            var j = _spare[t];
+            var f = _row[j];
+            var spareBase = _dev[(k * _d) + (j / _s)] - (f >= 0 ? _share[(k * _e) + f] : 0);
+            _spareBase[t] = spareBase;
+            if (spareBase + _liveSplit >= limit)
+            {
+                continue;
+            }
+
+            var siblings = double.NegativeInfinity;
+            if (f >= 0)
+            {
+                var raise = _share[(k * _e) + f] / (_cnt[f] - 1);
+                for (var slot = _repHead[f]; slot >= 0; slot = _repNext[slot])
+                {
+                    if (slot != j)
+                    {
+                        siblings = Math.Max(siblings, _dev[(k * _d) + (slot / _s)] + raise);
+                    }
+                }
+            }
+
+            _spareSiblings[t] = siblings;
+            if (siblings < limit)
+            {
+                _live[_liveCount++] = t;
+            }
         }
     }
 
@@ -2246,6 +2580,46 @@ internal sealed class OmniLayerSolver
         return level;
     }
 
+    /// <summary>Removes <paramref name="slot"/> from expert x's replica list.</summary>
+    private void UnlinkReplica(int x, int slot)
+    {
+        if (_repHead[x] == slot)
+        {
+            _repHead[x] = _repNext[slot];
+            return;
+        }
+
+        for (var p = _repHead[x]; p >= 0; p = _repNext[p])
+        {
+            if (_repNext[p] == slot)
+            {
+                _repNext[p] = _repNext[slot];
+                return;
+            }
+        }
+    }
+
+    /// <summary>Adds <paramref name="slot"/> to expert x's replica list, which stays in ascending slot order.</summary>
+    private void LinkReplica(int x, int slot)
+    {
+        if (_repHead[x] < 0 || _repHead[x] > slot)
+        {
+            _repNext[slot] = _repHead[x];
+            _repHead[x] = slot;
+            return;
+        }
+
+        var p = _repHead[x];
+        while (_repNext[p] >= 0 && _repNext[p] < slot)
+        {
+            p = _repNext[p];
+        }
+
+        _repNext[slot] = _repNext[p];
+        _repNext[p] = slot;
+    }
+
+    /// <summary>Each expert's replica slots as a list in ascending slot order (then kept up to date by <see cref="Write"/>).</summary>
     private void BuildReplicaLists()
     {
         Array.Fill(_repHead, -1);
@@ -2286,15 +2660,59 @@ internal sealed class OmniLayerSolver
         _stamp++;
         _mark[a] = _stamp;
         _mark[b] = _stamp;
+        for (var k = 0; k < _k1; k++)
+        {
+            var shift = (x >= 0 ? _share[(k * _e) + x] : 0) - (y >= 0 ? _share[(k * _e) + y] : 0);
+            _lowLevel[k] = Math.Max(_dev[(k * _d) + a] - shift, _dev[(k * _d) + b] + shift);
+        }
+
+        _lowSet = true;
         var comm = a / _devicesPerNode != b / _devicesPerNode ? 2 * ((x >= 0 ? _load[x] : 0) + (y >= 0 ? _load[y] : 0)) : 0;
         return GainBound(_devW[a] + _devW[b], comm);
     }
 
-    private double ReplicateGainBound(int x, int j, int f)
+    /// <summary>The bound for x's new replica in slot j (occupant f), x taken from its replica on device a.</summary>
+    private double ReplicateGainBound(int a, int x, int j, int f)
     {
         _stamp++;
-        var weight = MarkReplicas(x);
+        // Lower bounds on the new levels: a (f may add to it), the receiving device b, f's other replicas.
+        var c = _cnt[x];
         var b = j / _s;
+        for (var k = 0; k < _k1; k++)
+        {
+            var load = _load[(k * _e) + x];
+            _lowLevel[k] = Math.Max(
+                _dev[(k * _d) + a] + ((load / (c + 1)) - (load / c)),
+                _dev[(k * _d) + b] - (f >= 0 ? _share[(k * _e) + f] : 0) + (load / (c + 1)));
+        }
+
+        if (f >= 0)
+        {
+            var cf = _cnt[f];
+            for (var slot = _repHead[f]; slot >= 0; slot = _repNext[slot])
+            {
+                if (slot != j)
+                {
+                    var d = slot / _s;
+                    var holdsX = _onDevice[(x * _d) + d] != 0;
+                    for (var k = 0; k < _k1; k++)
+                    {
+                        var load = _load[(k * _e) + f];
+                        var level = _dev[(k * _d) + d] + ((load / (cf - 1)) - (load / cf));
+                        if (holdsX)
+                        {
+                            var lx = _load[(k * _e) + x];
+                            level += (lx / (c + 1)) - (lx / c);
+                        }
+
+                        _lowLevel[k] = Math.Max(_lowLevel[k], level);
+                    }
+                }
+            }
+        }
+
+        _lowSet = true;
+        var weight = MarkReplicas(x);
         if (_mark[b] != _stamp)
         {
             _mark[b] = _stamp;
@@ -2311,9 +2729,30 @@ internal sealed class OmniLayerSolver
         return GainBound(weight, comm);
     }
 
-    private double DropGainBound(int x)
+    /// <summary>The bound for dropping x's replica on device a (exact lower bounds on every touched device's level).</summary>
+    private double DropGainBound(int a, int x)
     {
         _stamp++;
+        for (var k = 0; k < _k1; k++)
+        {
+            _lowLevel[k] = _dev[(k * _d) + a] - _share[(k * _e) + x];
+        }
+
+        var c = _cnt[x];
+        for (var slot = _repHead[x]; slot >= 0; slot = _repNext[slot])
+        {
+            var d = slot / _s;
+            if (d != a)
+            {
+                for (var k = 0; k < _k1; k++)
+                {
+                    var load = _load[(k * _e) + x];
+                    _lowLevel[k] = Math.Max(_lowLevel[k], _dev[(k * _d) + d] + ((load / (c - 1)) - (load / c)));
+                }
+            }
+        }
+
+        _lowSet = true;
         return GainBound(MarkReplicas(x), _load[x]);
     }
 
@@ -2337,7 +2776,9 @@ internal sealed class OmniLayerSolver
     /// <summary>
     /// Upper bound on the gain of an operation that changes only the marked devices' loads and keeps each scenario's
     /// total: a scenario's peak falls at most to its busiest unmarked device, and not at all when its peak device is
-    /// unmarked; the tie-breaker falls at most by the marked devices' weighted squares, at most the highest peak times
+    /// unmarked; nor below a lower bound on a touched device's new level, when the caller gives one (in
+    /// <see cref="_lowLevel"/>, flagged by <see cref="_lowSet"/>, which this resets), and it rises where such a level
+    /// exceeds the peak; the tie-breaker falls at most by the marked devices' weighted squares, at most the highest peak times
     /// their weighted loads (<paramref name="markedWeight"/>); the comm term at most by one token share per replica
     /// gained or lost, from <paramref name="commLoad"/>, the predicted load of the experts whose replicas change
     /// (counted once per change).
@@ -2349,11 +2790,24 @@ internal sealed class OmniLayerSolver
         for (var k = 0; k < _k1; k++)
         {
             highest = Math.Max(highest, _peak[k]);
-            if (_mark[_order[k * _d]] == _stamp)
+            var p = _order[k * _d];
+            if (_mark[p] == _stamp)
             {
-                gain += _w[k] * (_peak[k] - Math.Max(0, MaxUnmarked(k)));
+                var rest = Math.Max(0, MaxUnmarked(k));
+                if (_lowSet)
+                {
+                    rest = Math.Max(rest, _lowLevel[k]);
+                }
+
+                gain += _w[k] * (_peak[k] - rest);
+            }
+            else if (_lowSet && _lowLevel[k] > _peak[k])
+            {
+                gain -= _w[k] * (_lowLevel[k] - _peak[k]); // a touched device becomes the new peak
             }
         }
+
+        _lowSet = false;
 
         var tie = _bestEp > 0 ? TieWeight * highest * markedWeight / (_bestEp * _d) : 0;
         var comm = _commWeight > 0 ? _commWeight * commLoad * ((1.0 / _nodes) + (_affinity ? 1 : 0)) / _d : 0;
@@ -2594,18 +3048,19 @@ internal sealed class OmniLayerSolver
                 ReplicateDelta(op.Expert, op.SlotB, _row[op.SlotB]);
                 AddTouchedDeltas();
                 Write(op.SlotB, op.Expert, log);
-                Refresh(-1, -1);
+                SortOrders();
                 return 1;
             default:
                 DropDelta(op.Expert, op.SlotA);
                 AddTouchedDeltas();
                 Write(op.SlotA, -1, log);
-                Refresh(-1, -1);
+                SortOrders();
                 return 1;
         }
     }
 
 
+    /// <summary>Adds the touched devices' load changes; refreshes their weighted loads (the others are unchanged).</summary>
     private void AddTouchedDeltas()
     {
         for (var t = 0; t < _touchCount; t++)
@@ -2614,6 +3069,8 @@ internal sealed class OmniLayerSolver
             {
                 _dev[(k * _d) + _touched[t]] += _touchDelta[(t * _k1) + k];
             }
+
+            _devW[_touched[t]] = WeightedDeviceLoad(_touched[t]);
         }
     }
 
@@ -2629,6 +3086,7 @@ internal sealed class OmniLayerSolver
             _nodeCnt[(old * _nodes) + node]--;
             _used--;
             UpdateShare(old);
+            UnlinkReplica(old, slot);
         }
 
         if (expert >= 0)
@@ -2638,6 +3096,7 @@ internal sealed class OmniLayerSolver
             _nodeCnt[(expert * _nodes) + node]++;
             _used++;
             UpdateShare(expert);
+            LinkReplica(expert, slot);
         }
 
         _row[slot] = expert;
@@ -2686,6 +3145,7 @@ internal sealed class OmniLayerSolver
     /// <summary>Device loads, orders, peaks and the objective from the row and counts.</summary>
     private void Recompute()
     {
+        BuildReplicaLists();
         Array.Clear(_dev);
         for (var slot = 0; slot < _row.Length; slot++)
         {
