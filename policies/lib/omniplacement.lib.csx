@@ -1799,6 +1799,12 @@ internal sealed class OmniLayerSolver
                 {
                     break; // no kick candidate at all
                 }
+
+                if (failures >= KickFailures)
+                {
+                    // The rollback restored the placement in which nothing paid: searching it again would stop here.
+                    break;
+                }
             }
         }
 
