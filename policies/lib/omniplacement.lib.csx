@@ -2826,22 +2826,16 @@ internal sealed class OmniLayerSolver
         _stamp++;
         _mark[a] = _stamp;
         _mark[b] = _stamp;
-        for (var k = 0; k < _k1; k++)
-        {
-            var shift = (x >= 0 ? _share[(k * _e) + x] : 0) - (y >= 0 ? _share[(k * _e) + y] : 0);
-            var na = _dev[(k * _d) + a] - shift;
-            var nb = _dev[(k * _d) + b] + shift;
-            _newPeak[k] = Math.Max(Math.Max(na, nb), MaxUnmarked(k));
-        }
-
         var squares = 0.0;
         for (var k = 0; k < _k1; k++)
         {
             var shift = (x >= 0 ? _share[(k * _e) + x] : 0) - (y >= 0 ? _share[(k * _e) + y] : 0);
             var la = _dev[(k * _d) + a];
             var lb = _dev[(k * _d) + b];
+            _newPeak[k] = Math.Max(Math.Max(la - shift, lb + shift), MaxUnmarked(k));
             squares += _w[k] * (Sq(la - shift) - Sq(la) + Sq(lb + shift) - Sq(lb));
         }
+
         var comm = 0.0;
         if (_commWeight > 0 && a / _devicesPerNode != b / _devicesPerNode)
         {
