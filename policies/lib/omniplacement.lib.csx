@@ -1136,7 +1136,7 @@ internal sealed class OmniLayerSolver
     private readonly int[] _srcReceivers = new int[2];
     private readonly bool[] _srcSlotsReady = new bool[2];
     private double _floor;
-    private readonly int[] _cKind;
+    private readonly Candidate[] _cKind;  // the candidate table of FindBest: kind (None once taken), bound, source, ...
     private readonly double[] _cBound;
     private readonly int[] _cSource;
     private readonly int[] _cX;
@@ -1225,7 +1225,7 @@ internal sealed class OmniLayerSolver
         _recvSlot = new int[2 * ReceiverCount * _s];
         _recvShare = new double[2 * ReceiverCount * _s];
         var candidates = 2 * _s * 5;
-        _cKind = new int[candidates];
+        _cKind = new Candidate[candidates];
         _cBound = new double[candidates];
         _cSource = new int[candidates];
         _cX = new int[candidates];
@@ -2046,7 +2046,7 @@ internal sealed class OmniLayerSolver
             var top = double.NegativeInfinity;
             for (var c = 0; c < _candidates; c++)
             {
-                if (_cKind[c] != 0 && (pick < 0 || _cBound[c] > top))
+                if (_cKind[c] != Candidate.None && (pick < 0 || _cBound[c] > top))
                 {
                     (pick, top) = (c, _cBound[c]);
                 }
@@ -2058,28 +2058,28 @@ internal sealed class OmniLayerSolver
             }
 
             var kind = _cKind[pick];
-            _cKind[pick] = 0;
+            _cKind[pick] = Candidate.None;
             var x = _cX[pick];
             var index = _cIndex[pick];
             double ratio;
             Op op;
             switch (kind)
             {
-                case CandidateReplicate:
+                case Candidate.Replicate:
                     ratio = -ReplicateDelta(x, _cSlot[pick], _row[_cSlot[pick]]);
                     op = new Op(OpKind.Replicate, -1, _cSlot[pick], x, ratio);
                     break;
-                case CandidateDrop:
+                case Candidate.Drop:
                     ratio = -DropDelta(x, _cSlot[pick]);
                     op = new Op(OpKind.Drop, _cSlot[pick], -1, x, ratio);
                     break;
-                case CandidateSwap:
+                case Candidate.Swap:
                     var i = _cSlot[pick];
                     var partner = _cPartner[pick];
                     ratio = -SwapDelta(i / _s, x, partner / _s, _row[partner]) / 2;
                     op = new Op(OpKind.Swap, i, partner, x, ratio);
                     break;
-                default:
+                default: // Candidate.Screen: its swap partners join the table with their own bounds
                     ScreenSwaps(_cSource[pick], _cSlot[pick], x, index);
                     continue;
             }
@@ -2093,12 +2093,17 @@ internal sealed class OmniLayerSolver
         return best;
     }
 
-    private const int CandidateReplicate = 1;
-    private const int CandidateDrop = 2;
-    private const int CandidateScreen = 3;
-    private const int CandidateSwap = 4;
+    /// <summary>A candidate of <see cref="FindBest"/>: an operation to score, or a replica's swap screen to run.</summary>
+    private enum Candidate
+    {
+        None,
+        Replicate,
+        Drop,
+        Screen,
+        Swap,
+    }
 
-    private void AddCandidate(int kind, double bound, int source, int x, int slot, int partner, int index)
+    private void AddCandidate(Candidate kind, double bound, int source, int x, int slot, int partner, int index)
     {
         if (!_percentile && bound <= _floor - _slack)
         {
@@ -2171,11 +2176,13 @@ internal sealed class OmniLayerSolver
                 continue;
             }
 
+            // The tie-break key: the order in which the search's earlier form met its candidates (per source, per
+            // replica: swap partners +0 and +1, re-replication +2, drop +3).
             var index = ((source * _s) + li) * 4;
             if (receivers > 0)
             {
                 var bound = _percentile ? 0 : (SwapBoundOf(a, x, boundBase) + (commUnit * 2 * (_load[x] + heaviest))) / 2;
-                AddCandidate(CandidateScreen, bound, source, x, i, -1, index);
+                AddCandidate(Candidate.Screen, bound, source, x, i, -1, index);
             }
 
             if (_cnt[x] < ReplicaCap)
@@ -2209,14 +2216,14 @@ internal sealed class OmniLayerSolver
                 if (target >= 0)
                 {
                     var bound = _percentile ? 0 : ReplicateGainBound(a, x, target, _row[target]);
-                    AddCandidate(CandidateReplicate, bound, source, x, target, -1, index + 2);
+                    AddCandidate(Candidate.Replicate, bound, source, x, target, -1, index + 2);
                 }
             }
 
             if (_cnt[x] >= 2)
             {
                 var bound = _percentile ? 0 : DropGainBound(a, x);
-                AddCandidate(CandidateDrop, bound, source, x, i, -1, index + 3);
+                AddCandidate(Candidate.Drop, bound, source, x, i, -1, index + 3);
             }
         }
     }
@@ -2370,13 +2377,13 @@ internal sealed class OmniLayerSolver
         if (first >= 0)
         {
             var bound = _percentile ? 0 : SwapGainBound(a, x, first / _s, _row[first]) / 2;
-            AddCandidate(CandidateSwap, bound, source, x, i, first, index);
+            AddCandidate(Candidate.Swap, bound, source, x, i, first, index);
         }
 
         if (second >= 0)
         {
             var bound = _percentile ? 0 : SwapGainBound(a, x, second / _s, _row[second]) / 2;
-            AddCandidate(CandidateSwap, bound, source, x, i, second, index + 1);
+            AddCandidate(Candidate.Swap, bound, source, x, i, second, index + 1);
         }
     }
 
