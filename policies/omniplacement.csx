@@ -38,10 +38,11 @@
 // comm-weight, group-affinity, mode (adaptive | static | refit), name.
 //
 // When to use: serving with a load monitor and periodic rebalances (every 25 to 300 steps); it beats EPLB's
-// imbalance at the same cadence with a fraction of its expert moves (docs/policy-evaluation.md). Cost: tens of
-// milliseconds of one core per DeepSeek-V3-scale rebalance; `scenarios = 0` (prediction only) makes it about 2.5x
-// faster and keeps EPLB's Pareto targets on the trace suite except stable at (300, 300) (1.1471 against EPLB's
-// 1.1441), losing the per-scenario balance a bursty or switching workload can need.
+// imbalance at the same cadence with a fraction of its expert moves (docs/policy-evaluation.md). Cost: about 12 to
+// 25 ms of one core per DeepSeek-V3-scale steady-state rebalance (an idle Xeon core), about 100 ms for the first one
+// from the trivial placement; `scenarios = 0` (prediction only) makes it about twice as fast (1.4 to 3x by trace) and
+// keeps EPLB's Pareto targets on the trace suite except stable at (300, 300) (1.1471 against EPLB's 1.1441), losing
+// the per-scenario balance a bursty or switching workload can need.
 //
 // @option name = omniplacement
 // @option mode = adaptive
