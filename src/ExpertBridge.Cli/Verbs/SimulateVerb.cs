@@ -80,22 +80,18 @@ internal sealed class SimulateVerb : Verb
 
         var results = new List<PolicyLatency>();
         var workloads = new List<(string, IReadOnlyList<int[]>)>();
-        PolicyLatency? bestEp = null;
-        PolicyLatency? hindsight = null;
-        PolicyLatency? bound = null;
+        LatencyReferences? references = null;
         var replayOptions = SharedOptions.ReplayOptions(args, trace, policyOptions);
         foreach (var policy in policies)
         {
-            // The first replay (trivial) also prices the bounds: BestEP and EPLB in hindsight.
-            var groups = hindsight is null ? replayOptions.ExpertGroups : 0;
+            // The first replay (trivial) also prices the references: BestEP, the balanced-load bound, EPLB in hindsight.
+            var groups = references is null ? replayOptions.ExpertGroups : 0;
             var observer = new LatencyObserver(new LatencyModel(model, table, interconnect, dispatch), exportSteps, exportLayers, groups);
             var options = replayOptions with { Observer = observer };
             using var progress = context.StartProgress($"simulate {policy.Name}");
             var replay = ReplayEngine.Run(trace, topology, policy, options, progress, context.Cancellation);
             results.Add(observer.Result(policy.Name, replay));
-            bestEp ??= observer.BestEp();
-            hindsight ??= observer.Hindsight();
-            bound ??= observer.BalancedBound();
+            references ??= observer.References();
             workloads.Add((policy.Name, observer.WorkloadTokens));
         }
 
@@ -106,7 +102,7 @@ internal sealed class SimulateVerb : Verb
             MoeWorkload.Write(writer, topology, exportLayers, model, computeOnly, workloads);
         }
 
-        var json = ToJson(results, bestEp!, hindsight!, bound!, model, table, topology, dispatch);
+        var json = ToJson(results, references!, model, table, topology, dispatch);
         if (args.TryGet(s_json, out var jsonPath))
         {
             JsonOutput.Write(jsonPath, json, context.Stdout);
@@ -117,7 +113,7 @@ internal sealed class SimulateVerb : Verb
         }
 
         context.Stdout.WriteLine($"trace: {trace.Steps} steps x {trace.Layers} layers x {trace.Experts} experts; {topology}; model {model.Name}; GEMM table {table}; {dispatch.ToString().ToLowerInvariant()} replica dispatch");
-        WriteTable(results, bestEp!, hindsight!, bound!, context.Stdout);
+        WriteTable(results, references!, context.Stdout);
         return Cli.Ok;
     }
 
@@ -130,7 +126,7 @@ internal sealed class SimulateVerb : Verb
         return names;
     }
 
-    internal static JObject ToJson(IReadOnlyList<PolicyLatency> results, PolicyLatency bestEp, PolicyLatency hindsight, PolicyLatency bound, MoeModel model, GemmTable table, Topology topology, ReplicaDispatch dispatch) => new()
+    internal static JObject ToJson(IReadOnlyList<PolicyLatency> results, LatencyReferences references, MoeModel model, GemmTable table, Topology topology, ReplicaDispatch dispatch) => new()
     {
         ["model"] = model.Name,
         ["dispatch"] = dispatch.ToString().ToLowerInvariant(),
@@ -139,9 +135,9 @@ internal sealed class SimulateVerb : Verb
         ["slotsPerDevice"] = topology.SlotsPerDevice,
         ["nodes"] = topology.Nodes,
         ["policies"] = new JArray(results.Select(ToJson)),
-        ["bestEp"] = ToJson(bestEp),
-        ["eplbHindsight"] = ToJson(hindsight),
-        ["balancedBound"] = ToJson(bound),
+        ["bestEp"] = ToJson(references.BestEp),
+        ["eplbHindsight"] = ToJson(references.Hindsight),
+        ["balancedBound"] = ToJson(references.BalancedBound),
     };
 
     private static JObject ToJson(PolicyLatency r)
@@ -165,11 +161,12 @@ internal sealed class SimulateVerb : Verb
         return o;
     }
 
-    private static void WriteTable(List<PolicyLatency> results, PolicyLatency bestEp, PolicyLatency hindsight, PolicyLatency bound, TextWriter output)
+    private static void WriteTable(List<PolicyLatency> results, LatencyReferences references, TextWriter output)
     {
+        var bestEp = references.BestEp;
         var trivial = results[0].StepLatencyMeanMs;
         var table = new TextTable("policy", "step ms", "p99 ms", "tokens/s", "vs trivial", "vs BestEP", "imbalance", "experts moved");
-        foreach (var r in results.Append(hindsight).Append(bound).Append(bestEp))
+        foreach (var r in results.Append(references.Hindsight).Append(references.BalancedBound).Append(bestEp))
         {
             table.Add(
                 r.Policy,

@@ -9,43 +9,42 @@ namespace ExpertBridge.Core.Latency;
 public sealed record PolicyLatency(string Policy, double StepLatencyMeanMs, double StepLatencyP99Ms, double ThroughputTokensPerS, double ComputeMsMean, double CommMsMean, ReplayResult? Replay);
 
 /// <summary>
+/// The references a policy's latency is read against, over the same scored steps: BestEP (uniform routing), the
+/// balanced-load bound (<see cref="LatencyModel.BalancedBound"/>: no placement beats it) and EPLB in hindsight (each
+/// step placed by EPLB on its own loads: no prediction error, no movement cost).
+/// </summary>
+public sealed record LatencyReferences(PolicyLatency BestEp, PolicyLatency BalancedBound, PolicyLatency Hindsight);
+
+/// <summary>
 /// A replay observer that prices every scored step with a <see cref="LatencyModel"/>, and can also record the
-/// tokens each physical slot served (the workload the real GPU benchmark executes).
+/// tokens each physical slot served (the workload the real GPU benchmark executes) and price the
+/// <see cref="LatencyReferences"/>, which do not depend on the policy (one observer of a comparison prices them).
 /// </summary>
 public sealed class LatencyObserver : IReplayObserver
 {
     private readonly LatencyModel _model;
-    private readonly List<double> _stepMs = [];
-    private readonly List<double> _bestMs = [];
-    private readonly List<double> _boundMs = [];
-    private readonly List<double> _hindsightMs = [];
-    private readonly int _hindsightGroups;
+    private readonly Series _policy = new();
+    private readonly Series _bestEp = new();
+    private readonly Series _bound = new();
+    private readonly Series _hindsight = new();
+    private readonly int _referenceGroups;
     private readonly int _recordSteps;
     private readonly int _recordLayers;
     private double _tokens;
-    private double _compute;
-    private double _comm;
-    private double _bestCompute;
-    private double _bestComm;
-    private double _boundCompute;
-    private double _boundComm;
-    private double _hindsightCompute;
-    private double _hindsightComm;
 
     /// <param name="model">The latency model.</param>
     /// <param name="recordSteps">Scored steps whose per-slot tokens are kept for <see cref="WorkloadTokens"/> (0: none).</param>
     /// <param name="recordLayers">Layers per recorded step.</param>
-    /// <param name="hindsightGroups">
-    /// When above 0, also price <see cref="Hindsight"/>: every scored step placed by EPLB fitted on that step's own loads
-    /// (with this many expert groups), as no predictive policy can.
+    /// <param name="referenceGroups">
+    /// When above 0, also price the <see cref="References"/>, EPLB in hindsight with this many expert groups.
     /// </param>
-    public LatencyObserver(LatencyModel model, int recordSteps = 0, int recordLayers = 0, int hindsightGroups = 0)
+    public LatencyObserver(LatencyModel model, int recordSteps = 0, int recordLayers = 0, int referenceGroups = 0)
     {
         ArgumentNullException.ThrowIfNull(model);
         _model = model;
         _recordSteps = recordSteps;
         _recordLayers = recordLayers;
-        _hindsightGroups = hindsightGroups;
+        _referenceGroups = referenceGroups;
     }
 
     /// <summary>Per recorded step and layer, the integer tokens of each physical slot: [steps][layers * slots].</summary>
@@ -54,33 +53,21 @@ public sealed class LatencyObserver : IReplayObserver
     public void OnScoredStep(int stepIndex, Placement placement, ReadOnlySpan<float> counts)
     {
         ArgumentNullException.ThrowIfNull(placement);
-        var step = _model.Step(placement, counts);
-        _stepMs.Add(step.Millis);
-        _compute += step.ComputeMillisOfSlowest;
-        _comm += step.CommMillisOfSlowest;
+        _policy.Add(_model.Step(placement, counts));
         _tokens += _model.TokensPerStep(counts, placement.LogicalExperts);
-        var best = _model.BestEp(placement.Topology, placement.LogicalExperts, counts);
-        _bestMs.Add(best.Millis);
-        _bestCompute += best.ComputeMillisOfSlowest;
-        _bestComm += best.CommMillisOfSlowest;
-        var bound = _model.BalancedBound(placement.Topology, placement.LogicalExperts, counts);
-        _boundMs.Add(bound.Millis);
-        _boundCompute += bound.ComputeMillisOfSlowest;
-        _boundComm += bound.CommMillisOfSlowest;
-        if (_hindsightGroups > 0)
+        if (_referenceGroups > 0)
         {
             var experts = placement.LogicalExperts;
+            _bestEp.Add(_model.BestEp(placement.Topology, experts, counts));
+            _bound.Add(_model.BalancedBound(placement.Topology, experts, counts));
             var values = new double[counts.Length];
             for (var i = 0; i < values.Length; i++)
             {
                 values[i] = counts[i];
             }
 
-            var fitted = Eplb.Rebalance(new LoadMatrix(placement.Layers, experts, values), placement.Topology, _hindsightGroups).Placement;
-            var hindsight = _model.Step(fitted, counts);
-            _hindsightMs.Add(hindsight.Millis);
-            _hindsightCompute += hindsight.ComputeMillisOfSlowest;
-            _hindsightComm += hindsight.CommMillisOfSlowest;
+            var fitted = Eplb.Rebalance(new LoadMatrix(placement.Layers, experts, values), placement.Topology, _referenceGroups).Placement;
+            _hindsight.Add(_model.Step(fitted, counts));
         }
 
         if (WorkloadTokens.Count < _recordSteps)
@@ -90,33 +77,40 @@ public sealed class LatencyObserver : IReplayObserver
     }
 
     /// <summary>The result for <paramref name="replay"/>'s policy.</summary>
-    public PolicyLatency Result(string policy, ReplayResult? replay) => Summarise(policy, _stepMs, _compute, _comm, replay);
+    public PolicyLatency Result(string policy, ReplayResult? replay) => _policy.Summarise(policy, _tokens, replay);
 
-    /// <summary>BestEP over the same steps.</summary>
-    public PolicyLatency BestEp() => Summarise("bestEp", _bestMs, _bestCompute, _bestComm, null);
+    /// <summary>The references over the same steps; null unless the observer was created with reference groups.</summary>
+    public LatencyReferences? References() => _referenceGroups > 0
+        ? new LatencyReferences(_bestEp.Summarise("bestEp", _tokens, null), _bound.Summarise("balancedBound", _tokens, null), _hindsight.Summarise("eplbHindsight", _tokens, null))
+        : null;
 
-    /// <summary>The balanced-load bound over the same steps (see <see cref="LatencyModel.BalancedBound"/>).</summary>
-    public PolicyLatency BalancedBound() => Summarise("balancedBound", _boundMs, _boundCompute, _boundComm, null);
-
-    /// <summary>
-    /// EPLB in hindsight over the same steps: each step placed on its own loads (no prediction error, no movement
-    /// cost). What balance a placement of this topology can reach on this trace; BestEP's uniform routing is below it.
-    /// Empty unless the observer was created with hindsight groups.
-    /// </summary>
-    public PolicyLatency Hindsight() => Summarise("eplbHindsight", _hindsightMs, _hindsightCompute, _hindsightComm, null);
-
-    private PolicyLatency Summarise(string policy, List<double> ms, double compute, double comm, ReplayResult? replay)
+    /// <summary>One priced series of steps: each step's latency, and the slowest devices' compute and comm summed.</summary>
+    private sealed class Series
     {
-        if (ms.Count == 0)
+        private readonly List<double> _ms = [];
+        private double _compute;
+        private double _comm;
+
+        public void Add(StepLatency step)
         {
-            return new PolicyLatency(policy, 0, 0, 0, 0, 0, replay);
+            _ms.Add(step.Millis);
+            _compute += step.ComputeMillisOfSlowest;
+            _comm += step.CommMillisOfSlowest;
         }
 
-        var sorted = ms.Order().ToArray();
-        var mean = ms.Average();
-        var p99 = sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(0.99 * sorted.Length) - 1)];
-        var tokensPerStep = _tokens / ms.Count;
-        return new PolicyLatency(policy, mean, p99, tokensPerStep / (mean / 1000.0), compute / ms.Count, comm / ms.Count, replay);
+        public PolicyLatency Summarise(string policy, double tokens, ReplayResult? replay)
+        {
+            if (_ms.Count == 0)
+            {
+                return new PolicyLatency(policy, 0, 0, 0, 0, 0, replay);
+            }
+
+            var sorted = _ms.Order().ToArray();
+            var mean = _ms.Average();
+            var p99 = sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(0.99 * sorted.Length) - 1)];
+            var tokensPerStep = tokens / _ms.Count;
+            return new PolicyLatency(policy, mean, p99, tokensPerStep / (mean / 1000.0), _compute / _ms.Count, _comm / _ms.Count, replay);
+        }
     }
 }
 
