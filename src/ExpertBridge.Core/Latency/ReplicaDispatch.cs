@@ -106,10 +106,7 @@ public sealed class ReplicaSplitter
             }
             else
             {
-                var total = Whole(counts[e]);
-                var extra = _seen[e] < total % _replicas[e] ? 1 : 0;
-                _seen[e]++;
-                slotTokens[s] = (total / _replicas[e]) + extra;
+                slotTokens[s] = WholeShare(Whole(counts[e]), _replicas[e], _seen[e]++);
             }
         }
     }
@@ -274,7 +271,7 @@ public sealed class ReplicaSplitter
                 (sharers, index) = ReplicasOnDevice(topology, row, e, d, s);
             }
 
-            slotTokens[s] = (total / sharers) + (index < total % sharers ? 1 : 0);
+            slotTokens[s] = WholeShare(total, sharers, index);
         }
     }
 
@@ -295,6 +292,9 @@ public sealed class ReplicaSplitter
     }
 
     private static long Whole(float count) => count <= 0 ? 0 : (long)Math.Round(count);
+
+    // The index-th of `sharers` equal whole-token shares of `total`: the first ones take the remainder.
+    private static long WholeShare(long total, int sharers, int index) => (total / sharers) + (index < total % sharers ? 1 : 0);
 
     /// <summary>A small flow network with Dinic's maximum flow; edges are stored in pairs (forward, reverse).</summary>
     private sealed class Graph
