@@ -19,3 +19,17 @@ function Write-Archive([string]$Stage, [string]$Archive, [string]$What, [double]
     if ($FailAboveMb -gt 0 -and $mb -gt $FailAboveMb) { throw "artifacts/$name is $mb MB: $Hint" }
     if ($WarnAboveMb -gt 0 -and $mb -gt $WarnAboveMb) { Write-Warning "artifacts/$name is $mb MB, above the ~$WarnAboveMb MB budget" }
 }
+
+# Publishes $Project (a path) in $Configuration, framework-dependent for linux-x64, into $Out, to run on a bundled
+# private runtime; -ReadyToRun precompiles it. Throws on failure.
+function Publish-FrameworkDependent([string]$Project, [string]$Configuration, [string]$Out, [switch]$ReadyToRun) {
+    dotnet publish $Project -c $Configuration -r linux-x64 --self-contained false `
+        "-p:PublishReadyToRun=$($ReadyToRun.IsPresent.ToString().ToLowerInvariant())" -p:SatelliteResourceLanguages=en `
+        -o $Out -nologo -clp:NoSummary | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "dotnet publish $Project failed (exit $LASTEXITCODE)" }
+}
+
+# Removes debug symbols and XML docs under $Path: the GPU machine runs the programs, nobody debugs them there.
+function Remove-Symbols([string]$Path) {
+    Get-ChildItem $Path -Recurse -Include '*.pdb', '*.xml' | Remove-Item -Force
+}

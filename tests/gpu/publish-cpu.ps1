@@ -27,12 +27,9 @@ $programs = @(
 )
 foreach ($p in $programs) {
     Write-Host "==> publish $($p.Project) -> artifacts/cpu-bench/$($p.Name)" -ForegroundColor Cyan
-    dotnet publish (Join-Path $Root $p.Project) -c $Configuration -r linux-x64 --self-contained false `
-        "-p:PublishReadyToRun=$($p.ReadyToRun.ToString().ToLowerInvariant())" -p:SatelliteResourceLanguages=en `
-        -o (Join-Path $Stage $p.Name) -nologo -clp:NoSummary | Out-Host
-    if ($LASTEXITCODE -ne 0) { throw "dotnet publish $($p.Project) failed (exit $LASTEXITCODE)" }
+    Publish-FrameworkDependent (Join-Path $Root $p.Project) $Configuration (Join-Path $Stage $p.Name) -ReadyToRun:$p.ReadyToRun
 }
-Get-ChildItem $Stage -Recurse -Include '*.pdb', '*.xml' | Remove-Item -Force
+Remove-Symbols $Stage
 Copy-Item (Join-Path $PSScriptRoot 'run-cpu-bench.sh') $Stage
 
 Write-Archive $Stage $Archive 'benchmarks, scripting bench, evaluation; runs on the runtime of artifacts/e2e-gpu.tgz'

@@ -35,7 +35,7 @@ Invoke-Checked 'publish ExpertBridge.Native (framework-dependent)' {
     dotnet publish (Join-Path $Root 'src/ExpertBridge.Native/ExpertBridge.Native.csproj') -c $Configuration -o (Join-Path $out 'managed') `
         -p:SatelliteResourceLanguages=en -nologo -clp:NoSummary | Out-Host
 }
-Get-ChildItem (Join-Path $out 'managed') -Recurse -Include '*.pdb', '*.xml' | Remove-Item -Force
+Remove-Symbols (Join-Path $out 'managed')
 
 # The private runtime: the version the SDK runs on, from the dotnet root that holds it.
 $dotnet = (Get-Command dotnet).Source

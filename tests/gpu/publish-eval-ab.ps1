@@ -28,9 +28,7 @@ $dirty = if (git -C $Root status --porcelain --untracked-files=no) { ' with unco
 
 function Publish-Evaluation([string]$Tree, [string]$Name) {
     Write-Host "==> publish $Project ($Name) -> artifacts/eval-ab/$Name" -ForegroundColor Cyan
-    dotnet publish (Join-Path $Tree $Project) -c $Configuration -r linux-x64 --self-contained false `
-        -p:SatelliteResourceLanguages=en -o (Join-Path $Stage $Name) -nologo -clp:NoSummary | Out-Host
-    if ($LASTEXITCODE -ne 0) { throw "dotnet publish $Project ($Name) failed (exit $LASTEXITCODE)" }
+    Publish-FrameworkDependent (Join-Path $Tree $Project) $Configuration (Join-Path $Stage $Name)
 }
 
 New-Stage $Stage
@@ -45,7 +43,7 @@ finally {
     git -C $Root worktree remove --force $BaseTree | Out-Null
 }
 
-Get-ChildItem $Stage -Recurse -Include '*.pdb', '*.xml' | Remove-Item -Force
+Remove-Symbols $Stage
 Copy-Item (Join-Path $PSScriptRoot 'run-cpu-ab.sh') $Stage
 "new: $head$dirty`nbase: $($rev.Substring(0, 7))" | Set-Content (Join-Path $Stage 'revisions.txt')
 Write-Archive $Stage $Archive "evaluation harness at $head$dirty (new) and $($rev.Substring(0, 7)) (base)" -FailAboveMb 24 -Hint 'carry it with artifacts/e2e-gpu.tgz: the two must stay under 64 MiB'
