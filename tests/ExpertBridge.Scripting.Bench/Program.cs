@@ -8,7 +8,10 @@ namespace ExpertBridge.Scripting.Bench;
 /// <summary>
 /// Measures what an operator waits for after editing a policy script:
 /// cold  - the first compile + load in a fresh process (Roslyn not yet loaded or jitted), one child process per run;
-/// warm  - a reload of edited content in a running host (compile + load + atomic swap + drain of the old version);
+/// warm  - a reload of an edited script in a running host (compile + load + atomic swap + drain of the old version);
+///         the script's library (its #load'ed type declarations) is unchanged, so it is not compiled again;
+/// warm, library edited - the same after an edit of every file the script #loads (the library is compiled again);
+/// cold, library cached - an edited script in a fresh process whose library is in the disk cache (a host restart);
 /// cached - a reload of content already in the disk cache (cache read + load + swap).
 /// Usage: --bench [--runs N] [--script PATH]   (default: a small sample policy with one #load)
 ///        --check PATH                          (what `policy check` prints, until the CLI verb is wired)
@@ -21,7 +24,7 @@ internal static class Program
         {
             if (args.Length >= 2 && args[0] == "--cold-once")
             {
-                return await ColdOnceAsync(args[1]);
+                return await ColdOnceAsync(args[1], Option(args, "--cache"));
             }
 
             if (args.Length >= 2 && args[0] == "--check")
@@ -59,10 +62,11 @@ internal static class Program
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 
-    private static async Task<int> ColdOnceAsync(string script)
+    private static async Task<int> ColdOnceAsync(string script, string? cache)
     {
         var clock = Stopwatch.StartNew();
-        using var host = await PolicyResolver.OpenAsync(script, new ScriptingOptions { UseCache = false });
+        var options = cache is null ? new ScriptingOptions { UseCache = false } : new ScriptingOptions { CacheDirectory = cache };
+        using var host = await PolicyResolver.OpenAsync(script, options);
         Console.WriteLine(clock.Elapsed.TotalMilliseconds.ToString("F1", CultureInfo.InvariantCulture));
         return 0;
     }
@@ -80,15 +84,33 @@ internal static class Program
             }
 
             var original = File.ReadAllText(script);
+            var libraries = LoadedFiles(script).ToDictionary(f => f, File.ReadAllText);
             var warm = new List<double>();
+            var warmLibrary = new List<double>();
             var cached = new List<double>();
-            var options = new ScriptingOptions { CacheDirectory = Path.Combine(work, "cache") };
+            var cacheDirectory = Path.Combine(work, "cache");
+            var options = new ScriptingOptions { CacheDirectory = cacheDirectory };
             using (var host = await PolicyResolver.OpenAsync(script, options))
             {
                 for (var i = 0; i < runs; i++)
                 {
                     File.WriteAllText(script, original + $"\n// bench edit {i} {Guid.NewGuid():N}\n");
                     warm.Add(await TimedReloadAsync(host, expectCache: false));
+                }
+
+                for (var i = 0; libraries.Count > 0 && i < runs; i++)
+                {
+                    foreach (var (file, text) in libraries)
+                    {
+                        File.WriteAllText(file, text + $"\n// bench edit {i} {Guid.NewGuid():N}\n");
+                    }
+
+                    warmLibrary.Add(await TimedReloadAsync(host, expectCache: false));
+                }
+
+                foreach (var (file, text) in libraries)
+                {
+                    File.WriteAllText(file, text);
                 }
 
                 // Alternate between two contents the cache already holds.
@@ -105,13 +127,23 @@ internal static class Program
                 }
             }
 
+            // A restarted host compiling an edited script: the library (original content) is in the disk cache.
+            var coldLibrary = new List<double>();
+            for (var i = 0; libraries.Count > 0 && i < runs; i++)
+            {
+                File.WriteAllText(script, original + $"\n// restart edit {i} {Guid.NewGuid():N}\n");
+                coldLibrary.Add(RunChild(script, cacheDirectory));
+            }
+
             File.WriteAllText(script, original);
-            Console.WriteLine($"script: {script}");
+            Console.WriteLine($"script: {script} ({libraries.Count} #load'ed file(s))");
             Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, load average {LoadAverage()}");
             Console.WriteLine("| case | median ms | min ms | max ms | runs |");
             Console.WriteLine("|---|---|---|---|---|");
             Row("cold: first compile + load in a fresh process", cold);
-            Row("warm: reload of edited content (compile + load + swap)", warm);
+            Row("warm: reload of an edited script (compile + load + swap)", warm);
+            Row("warm, library edited: reload after an edit of every #load'ed file", warmLibrary);
+            Row("cold, library cached: an edited script in a fresh process, library in the disk cache", coldLibrary);
             Row("cached: reload of cached content (cache read + load + swap)", cached);
             return 0;
         }
@@ -141,7 +173,7 @@ internal static class Program
         return ms;
     }
 
-    private static double RunChild(string script)
+    private static double RunChild(string script, string? cache = null)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!)
         {
@@ -156,6 +188,11 @@ internal static class Program
 
         start.ArgumentList.Add("--cold-once");
         start.ArgumentList.Add(script);
+        if (cache is not null)
+        {
+            start.ArgumentList.Add("--cache");
+            start.ArgumentList.Add(cache);
+        }
         using var child = Process.Start(start)!;
         var output = child.StandardOutput.ReadToEnd();
         var error = child.StandardError.ReadToEnd();
@@ -228,8 +265,21 @@ internal static class Program
         }
     }
 
+    /// <summary>The files the script's own <c>#load</c> lines name (one level: what the bench edits).</summary>
+    private static IEnumerable<string> LoadedFiles(string script) =>
+        File.ReadLines(script)
+            .Select(l => System.Text.RegularExpressions.Regex.Match(l, "^\\s*#load\\s+\"([^\"]+)\""))
+            .Where(m => m.Success)
+            .Select(m => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(script)!, m.Groups[1].Value)))
+            .Distinct(StringComparer.Ordinal);
+
     private static void Row(string name, List<double> values)
     {
+        if (values.Count == 0)
+        {
+            return;
+        }
+
         values.Sort();
         var median = values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {median:F0} | {values[0]:F0} | {values[^1]:F0} | {values.Count} |"));

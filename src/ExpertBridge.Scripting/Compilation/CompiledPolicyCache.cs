@@ -4,20 +4,20 @@ using Microsoft.Extensions.Logging;
 
 namespace ExpertBridge.Scripting;
 
-/// <summary>A compiled policy image: the assembly bytes (embedded PDB) and where its entry point is.</summary>
-internal sealed record PolicyImage(byte[] Bytes, string EntryType, string EntryMethod);
-
 /// <summary>
-/// Compiled policies on disk, one file per cache key (<c>&lt;key&gt;.policy</c>): a magic, the entry point names,
-/// the SHA-256 of the image and the image. Entries are written to a temporary file and renamed, so readers never see
-/// half an entry; an entry that fails any check is ignored (and removed), and the caller compiles again. Cache
-/// problems (a read-only disk, a full one) are logged and never fail a load.
+/// A compiled policy image: the script's assembly bytes (embedded PDB), where its entry point is, and the policy
+/// libraries it was compiled against (<see cref="PolicyLibraryCompiler"/>), which load beside it.
 /// </summary>
+internal sealed record PolicyImage(byte[] Bytes, string EntryType, string EntryMethod, IReadOnlyList<PolicyLibraryImage> Libraries);
+
+/// <summary>A compiled policy library: its assembly name and bytes (embedded PDB).</summary>
+internal sealed record PolicyLibraryImage(string AssemblyName, byte[] Bytes);
+
 internal sealed class CompiledPolicyCache
 {
     private const int MaxEntries = 256;
     private static readonly byte[] s_magic = "EBPOLICY"u8.ToArray();
-    private const int FormatVersion = 1;
+    private const int FormatVersion = 2;
 
     private readonly ILogger _logger;
 
@@ -41,9 +41,43 @@ internal sealed class CompiledPolicyCache
 
     public string PathOf(string key) => Path.Combine(Directory, key + ".policy");
 
+    /// <summary>The script image cached under <paramref name="key"/>, if a valid one is there.</summary>
     public bool TryRead(string key, out PolicyImage image)
     {
         image = null!;
+        if (!TryReadEntry(key, out var entry) || entry.EntryType.Length == 0 || entry.Images[0].Name.Length != 0)
+        {
+            return false;
+        }
+
+        image = new PolicyImage(entry.Images[0].Bytes, entry.EntryType, entry.EntryMethod, [.. entry.Images.Skip(1).Select(i => new PolicyLibraryImage(i.Name, i.Bytes))]);
+        return true;
+    }
+
+    /// <summary>The library image cached under <paramref name="key"/>, if a valid one is there.</summary>
+    public bool TryReadLibrary(string key, out PolicyLibraryImage library)
+    {
+        library = null!;
+        if (!TryReadEntry(key, out var entry) || entry.EntryType.Length != 0 || entry.Images.Count != 1 || entry.Images[0].Name.Length == 0)
+        {
+            return false;
+        }
+
+        library = new PolicyLibraryImage(entry.Images[0].Name, entry.Images[0].Bytes);
+        return true;
+    }
+
+    public void Write(string key, PolicyImage image) =>
+        WriteEntry(key, new Entry(image.EntryType, image.EntryMethod, [("", image.Bytes), .. image.Libraries.Select(l => (l.AssemblyName, l.Bytes))]));
+
+    public void WriteLibrary(string key, PolicyLibraryImage library) =>
+        WriteEntry(key, new Entry("", "", [(library.AssemblyName, library.Bytes)]));
+
+    private sealed record Entry(string EntryType, string EntryMethod, IReadOnlyList<(string Name, byte[] Bytes)> Images);
+
+    private bool TryReadEntry(string key, out Entry entry)
+    {
+        entry = null!;
         var path = PathOf(key);
         if (!File.Exists(path))
         {
@@ -62,24 +96,41 @@ internal sealed class CompiledPolicyCache
 
                 var entryType = reader.ReadString();
                 var entryMethod = reader.ReadString();
-                var digest = reader.ReadBytes(32);
-                var length = reader.ReadInt32();
-                if (length <= 0 || length > stream.Length - stream.Position)
+                var count = reader.ReadInt32();
+                if (count <= 0 || count > 64 || (entryType.Length == 0) != (entryMethod.Length == 0))
                 {
-                    return Discard(path, "truncated");
+                    return Discard(path, "malformed");
                 }
 
-                var bytes = reader.ReadBytes(length);
-                if (!SHA256.HashData(bytes).AsSpan().SequenceEqual(digest) || entryType.Length == 0 || entryMethod.Length == 0)
+                var images = new List<(string, byte[])>(count);
+                for (var i = 0; i < count; i++)
                 {
-                    return Discard(path, "checksum mismatch");
+                    var name = reader.ReadString();
+                    var digest = reader.ReadBytes(32);
+                    var length = reader.ReadInt32();
+                    if (length <= 0 || length > stream.Length - stream.Position)
+                    {
+                        return Discard(path, "truncated");
+                    }
+
+                    var bytes = reader.ReadBytes(length);
+                    if (!SHA256.HashData(bytes).AsSpan().SequenceEqual(digest))
+                    {
+                        return Discard(path, "checksum mismatch");
+                    }
+
+                    images.Add((name, bytes));
                 }
 
-                image = new PolicyImage(bytes, entryType, entryMethod);
+                entry = new Entry(entryType, entryMethod, images);
             }
 
             TryTouch(path);
             return true;
+        }
+        catch (EndOfStreamException)
+        {
+            return Discard(path, "truncated");
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -88,7 +139,7 @@ internal sealed class CompiledPolicyCache
         }
     }
 
-    public void Write(string key, PolicyImage image)
+    private void WriteEntry(string key, Entry entry)
     {
         var path = PathOf(key);
         var temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
@@ -100,11 +151,16 @@ internal sealed class CompiledPolicyCache
             {
                 writer.Write(s_magic);
                 writer.Write(FormatVersion);
-                writer.Write(image.EntryType);
-                writer.Write(image.EntryMethod);
-                writer.Write(SHA256.HashData(image.Bytes));
-                writer.Write(image.Bytes.Length);
-                writer.Write(image.Bytes);
+                writer.Write(entry.EntryType);
+                writer.Write(entry.EntryMethod);
+                writer.Write(entry.Images.Count);
+                foreach (var (name, bytes) in entry.Images)
+                {
+                    writer.Write(name);
+                    writer.Write(SHA256.HashData(bytes));
+                    writer.Write(bytes.Length);
+                    writer.Write(bytes);
+                }
             }
 
             File.Move(temp, path, overwrite: true);

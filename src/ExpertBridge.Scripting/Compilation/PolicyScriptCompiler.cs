@@ -49,13 +49,15 @@ internal sealed class PolicyScriptCompiler
     // The compiler's "unsafe code needs /unsafe" errors, redundant once the guard has refused the unsafe code.
     private static readonly HashSet<string> s_unsafeIds = new(StringComparer.Ordinal) { "CS0227", "CS0214" };
 
-    private static readonly Lazy<ImmutableArray<MetadataReference>> s_references = new(BuildReferences);
+    private static readonly Lazy<ScriptCompileSettings> s_settings = new(() => new ScriptCompileSettings(s_imports, BuildReferences()));
     private static readonly Lazy<string> s_environmentKey = new(BuildEnvironmentKey);
 
     private readonly CompiledPolicyCache? _cache;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
+    private readonly PolicyLibraryCompiler _libraries = new();
     private long _compilations;
+    private long _libraryCompilations;
     private long _guardWalks;
 
     public PolicyScriptCompiler(CompiledPolicyCache? cache, ILogger logger)
@@ -66,6 +68,9 @@ internal sealed class PolicyScriptCompiler
 
     /// <summary>Roslyn compilations run so far (cache hits do not count): what tests observe.</summary>
     public long Compilations => Interlocked.Read(ref _compilations);
+
+    /// <summary>Policy libraries compiled so far (<see cref="PolicyLibraryCompiler"/>; memory and disk hits do not count).</summary>
+    public long LibraryCompilations => Interlocked.Read(ref _libraryCompilations);
 
     /// <summary>Compilations whose image referenced something refused, so the API guard walked the source.</summary>
     public long GuardWalks => Interlocked.Read(ref _guardWalks);
@@ -100,7 +105,14 @@ internal sealed class PolicyScriptCompiler
         lock (_gate)
         {
             Interlocked.Increment(ref _compilations);
-            var (image, diagnostics) = CompileCore(sources, key, ref _guardWalks, cancellation);
+            var (library, libraryCompiled) = _libraries.Get(sources, s_environmentKey.Value, s_settings.Value, useCache ? _cache : null, _logger, cancellation);
+            if (libraryCompiled)
+            {
+                Interlocked.Increment(ref _libraryCompilations);
+            }
+
+            var (image, diagnostics) = CompileCore(sources, key, library, ref _guardWalks, cancellation);
+
             if (image is not null && _cache is not null)
             {
                 _cache.Write(key, image);
@@ -110,23 +122,20 @@ internal sealed class PolicyScriptCompiler
         }
     }
 
-    private static (PolicyImage? Image, List<ScriptDiagnostic> Diagnostics) CompileCore(PolicySourceSet sources, string key, ref long guardWalks, CancellationToken cancellation)
+    /// <summary>
+    /// One script compilation: of all the files, or, with <paramref name="library"/>, of the script alone against the
+    /// library's assembly (its <c>#load</c> directives then read empty files).
+    /// </summary>
+    private static (PolicyImage? Image, List<ScriptDiagnostic> Diagnostics) CompileCore(
+        PolicySourceSet sources, string key, PolicyLibrary? library, ref long guardWalks, CancellationToken cancellation)
     {
-        var options = new CSharpCompilationOptions(
-            OutputKind.DynamicallyLinkedLibrary,
-            scriptClassName: ScriptClassName,
-            usings: s_imports,
-            optimizationLevel: OptimizationLevel.Release,
-            checkOverflow: false,
-            allowUnsafe: false,
-            nullableContextOptions: NullableContextOptions.Enable,
-            sourceReferenceResolver: new PolicySourceResolver(sources),
-            metadataReferenceResolver: null,
-            deterministic: true);
+        var settings = s_settings.Value;
+        var options = settings.Options(OutputKind.DynamicallyLinkedLibrary, ScriptClassName)
+            .WithSourceReferenceResolver(new PolicySourceResolver(sources, library));
         var compilation = CSharpCompilation.CreateScriptCompilation(
-            $"policy-{key[..16]}",
+            library is null ? $"policy-{key[..16]}" : PolicyLibraryCompiler.ScriptAssemblyName,
             sources.Main.Tree,
-            s_references.Value,
+            library is null ? settings.References : settings.References.Add(library.Reference),
             options,
             previousScriptCompilation: null,
             returnType: typeof(IPlacementPolicy),
@@ -138,7 +147,7 @@ internal sealed class PolicyScriptCompiler
         var emit = compilation.Emit(
             pe,
             options: new EmitOptions(debugInformationFormat: DebugInformationFormat.Embedded),
-            embeddedTexts: sources.Files.Select(f => EmbeddedText.FromSource(f.Path, f.Text)),
+            embeddedTexts: (library is null ? sources.Files : [sources.Main]).Select(f => EmbeddedText.FromSource(f.Path, f.Text)),
             cancellationToken: cancellation);
         var entry = emit.Success ? compilation.GetEntryPoint(cancellation) : null;
         var image = entry is null ? null : pe.ToArray();
@@ -151,11 +160,12 @@ internal sealed class PolicyScriptCompiler
 
         var diagnostics = new List<ScriptDiagnostic>(guard);
         diagnostics.AddRange(ToScriptDiagnostics(emit.Diagnostics, sources.MainPath, PolicyApiGuard.RefusedUnsafe(guard)));
+        diagnostics.AddRange(library?.Warnings ?? []);
         var failed = image is null || diagnostics.Exists(d => d.IsError);
-        return (failed ? null : new PolicyImage(image!, entry!.ContainingType.MetadataName, entry.MetadataName), Sort(diagnostics));
+        return (failed ? null : new PolicyImage(image!, entry!.ContainingType.MetadataName, entry.MetadataName, library is null ? [] : [library.Image]), Sort(diagnostics));
     }
 
-    private static IEnumerable<ScriptDiagnostic> ToScriptDiagnostics(IEnumerable<Diagnostic> diagnostics, string mainPath, bool dropUnsafe)
+    internal static IEnumerable<ScriptDiagnostic> ToScriptDiagnostics(IEnumerable<Diagnostic> diagnostics, string mainPath, bool dropUnsafe)
     {
         foreach (var d in diagnostics)
         {
@@ -221,25 +231,36 @@ internal sealed class PolicyScriptCompiler
             Describe(typeof(PolicyScriptCompiler).Assembly));
     }
 
-    /// <summary>Serves <c>#load</c> from the files <see cref="PolicySourceSet"/> already read (and checked).</summary>
+    /// <summary>
+    /// Serves <c>#load</c> from the files <see cref="PolicySourceSet"/> already read (and checked); the files of a
+    /// library compiled apart read empty, their types come from the library's assembly.
+    /// </summary>
     private sealed class PolicySourceResolver : SourceReferenceResolver
     {
+        private static readonly SourceText s_empty = SourceText.From("", Encoding.UTF8, SourceHashAlgorithm.Sha256);
         private readonly PolicySourceSet _sources;
+        private readonly PolicyLibrary? _library;
 
-        public PolicySourceResolver(PolicySourceSet sources) => _sources = sources;
+        public PolicySourceResolver(PolicySourceSet sources, PolicyLibrary? library)
+        {
+            _sources = sources;
+            _library = library;
+        }
 
         public override string? NormalizePath(string path, string? baseFilePath) => PolicySourceSet.ResolveLoad(path, baseFilePath) ?? path;
 
         public override string? ResolveReference(string path, string? baseFilePath) =>
             PolicySourceSet.ResolveLoad(path, baseFilePath) is { } full && _sources.TryGet(full, out _) ? full : null;
 
-        public override Stream OpenRead(string resolvedPath) => new MemoryStream(Get(resolvedPath).Bytes, writable: false);
+        public override Stream OpenRead(string resolvedPath) => new MemoryStream(InLibrary(resolvedPath) ? [] : Get(resolvedPath).Bytes, writable: false);
 
-        public override SourceText ReadText(string resolvedPath) => Get(resolvedPath).Text;
+        public override SourceText ReadText(string resolvedPath) => InLibrary(resolvedPath) ? s_empty : Get(resolvedPath).Text;
 
-        public override bool Equals(object? obj) => obj is PolicySourceResolver other && ReferenceEquals(other._sources, _sources);
+        public override bool Equals(object? obj) => obj is PolicySourceResolver other && ReferenceEquals(other._sources, _sources) && ReferenceEquals(other._library, _library);
 
-        public override int GetHashCode() => _sources.GetHashCode();
+        public override int GetHashCode() => HashCode.Combine(_sources, _library);
+
+        private bool InLibrary(string path) => _library is not null && _library.Files.Contains(path, PolicySourceSet.PathComparer);
 
         private PolicySourceFile Get(string path) =>
             _sources.TryGet(path, out var file) ? file : throw new FileNotFoundException("not one of the policy's sources", path);

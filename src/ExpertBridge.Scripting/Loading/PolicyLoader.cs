@@ -27,7 +27,7 @@ internal static class PolicyLoader
             ? header
             : header.With(overrides, $"{overrides.Source} over {header.Source}");
         var globals = new PolicyScriptGlobals(options, main);
-        var context = new PolicyLoadContext($"policy {Path.GetFileName(main)} v{number}");
+        var context = new PolicyLoadContext($"policy {Path.GetFileName(main)} v{number}", image.Libraries);
         IPlacementPolicy? policy;
         try
         {

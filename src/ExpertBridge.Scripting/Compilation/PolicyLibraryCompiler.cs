@@ -1,0 +1,182 @@
+using System.Collections.Immutable;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Emit;
+using Microsoft.Extensions.Logging;
+
+namespace ExpertBridge.Scripting;
+
+/// <summary>
+/// A policy's <c>#load</c>ed files compiled once, as ordinary C#, into an assembly of their own, which the script is
+/// then compiled against. An operator tunes a policy by editing its script (header options, the constructor call),
+/// rarely the library under it; compiling the 3,000-line OmniPlacement library again on each such edit made a warm
+/// reload cost a second. With the library split off, a reload compiles only the script.
+/// <para>
+/// Only libraries that mean the same in both dialects are split off: every <c>#load</c>ed file holds nothing but
+/// using directives and type declarations (no top-level statements, members, attributes or directives of its own),
+/// and the files compile, pass the API guard and emit on their own. Anything else (a library that reads the script's
+/// globals, declares a top-level method, or does not compile) keeps the one script compilation of all files, whose
+/// diagnostics an author already knows. Library types keep their accessibility: the library grants its internals to
+/// the script assembly (<see cref="ScriptAssemblyName"/>).
+/// </para>
+/// <para>
+/// Compiled libraries are kept by the compiler that built them (by a key over their files' paths and bytes and the
+/// compile environment) and, with the cache on, on disk: a restarted host, or another host in the process
+/// (<c>compare</c> loads several scripts over one library), that compiles an edited script skips the library too.
+/// </para>
+/// </summary>
+internal sealed class PolicyLibraryCompiler
+{
+    /// <summary>The assembly name of every script compiled against a library: the name the library's internals are visible to.</summary>
+    internal const string ScriptAssemblyName = "policy-script";
+
+    private const int MemoryEntries = 16;
+
+    private static readonly CSharpParseOptions s_parseOptions =
+        CSharpParseOptions.Default.WithKind(SourceCodeKind.Regular).WithLanguageVersion(LanguageVersion.Latest);
+
+    // Most recently used last; a failed library is remembered as null, so it is not compiled again on every reload.
+    private readonly List<(string Key, PolicyLibrary? Library)> _memory = [];
+
+    /// <summary>
+    /// The library of <paramref name="sources"/>, when its <c>#load</c>ed files qualify and compile on their own (else
+    /// null), and whether this call compiled it (found neither in memory nor on disk). Called under the script
+    /// compiler's lock.
+    /// </summary>
+    public (PolicyLibrary? Library, bool Compiled) Get(
+        PolicySourceSet sources, string environmentKey, ScriptCompileSettings settings, CompiledPolicyCache? cache, ILogger logger, CancellationToken cancellation)
+    {
+        var compiled = false;
+        var files = sources.Files.Skip(1).ToList();
+        if (files.Count == 0 || !files.TrueForAll(IsLibraryFile))
+        {
+            return (null, false);
+        }
+
+        var key = Key(files, environmentKey);
+        var at = _memory.FindIndex(e => e.Key == key);
+        if (at >= 0)
+        {
+            var hit = _memory[at];
+            _memory.RemoveAt(at);
+            _memory.Add(hit);
+            return (hit.Library, false);
+        }
+
+        PolicyLibrary? library;
+        if (cache is not null && cache.TryReadLibrary(key, out var image) && image.AssemblyName == AssemblyName(key))
+        {
+            Log.CacheHit(logger, string.Join(", ", files.Select(f => f.Path)), key);
+            library = new PolicyLibrary(key, image, [.. files.Select(f => f.Path)], []);
+        }
+        else
+        {
+            compiled = true;
+            library = Compile(files, key, settings, cancellation);
+            if (library is not null)
+            {
+                cache?.WriteLibrary(key, library.Image);
+            }
+        }
+
+        _memory.Add((key, library));
+        if (_memory.Count > MemoryEntries)
+        {
+            _memory.RemoveAt(0);
+        }
+
+        return (library, compiled);
+    }
+
+    /// <summary>True when <paramref name="file"/> reads the same as a script file and as ordinary C#.</summary>
+    internal static bool IsLibraryFile(PolicySourceFile file)
+    {
+        var unit = file.Tree.GetCompilationUnitRoot();
+        return unit.AttributeLists.Count == 0
+            && unit.Externs.Count == 0
+            && unit.GetLoadDirectives().Count == 0
+            && unit.GetReferenceDirectives().Count == 0
+            && unit.Members.All(m => m is BaseTypeDeclarationSyntax or DelegateDeclarationSyntax);
+    }
+
+    private static string AssemblyName(string key) => $"policy-lib-{key[..16]}";
+
+    private static string Key(List<PolicySourceFile> files, string environmentKey)
+    {
+        var content = PolicySourceSet.HashFiles(files.Select(f => f.Path), path => files.Find(f => f.Path == path)!.Bytes);
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"library\n{environmentKey}\n{content}")));
+    }
+
+    private static PolicyLibrary? Compile(List<PolicySourceFile> files, string key, ScriptCompileSettings settings, CancellationToken cancellation)
+    {
+        // The script dialect's implicit imports, as global usings, and the script's access to internal types.
+        var prelude = string.Concat(settings.Imports.Select(i => $"global using {i};\n"))
+            + $"[assembly: System.Runtime.CompilerServices.InternalsVisibleTo(\"{ScriptAssemblyName}\")]\n";
+        var trees = files
+            .Select(f => CSharpSyntaxTree.ParseText(f.Text, s_parseOptions, f.Path, cancellationToken: cancellation))
+            .Prepend(CSharpSyntaxTree.ParseText(prelude, s_parseOptions, "", Encoding.UTF8, cancellation));
+        var compilation = CSharpCompilation.Create(AssemblyName(key), trees, settings.References, settings.Options(OutputKind.DynamicallyLinkedLibrary, null));
+        using var pe = new MemoryStream();
+        var emit = compilation.Emit(
+            pe,
+            options: new EmitOptions(debugInformationFormat: DebugInformationFormat.Embedded),
+            embeddedTexts: files.Select(f => EmbeddedText.FromSource(f.Path, f.Text)),
+            cancellationToken: cancellation);
+        if (!emit.Success)
+        {
+            return null;
+        }
+
+        var image = pe.ToArray();
+        if (PolicyApiGuard.MayBreakRules(compilation, image) && PolicyApiGuard.Check(compilation, cancellation).Count > 0)
+        {
+            return null;
+        }
+
+        var warnings = PolicyScriptCompiler.ToScriptDiagnostics(emit.Diagnostics, files[0].Path, dropUnsafe: false).ToList();
+        return warnings.Exists(d => d.IsError) ? null : new PolicyLibrary(key, new PolicyLibraryImage(AssemblyName(key), image), [.. files.Select(f => f.Path)], warnings);
+    }
+}
+
+/// <summary>A compiled policy library: the image, the reference scripts compile against, and its compiler warnings.</summary>
+internal sealed class PolicyLibrary
+{
+    public PolicyLibrary(string key, PolicyLibraryImage image, IReadOnlyList<string> files, IReadOnlyList<ScriptDiagnostic> warnings)
+    {
+        Key = key;
+        Image = image;
+        Files = files;
+        Warnings = warnings;
+        Reference = MetadataReference.CreateFromImage(image.Bytes, filePath: image.AssemblyName + ".dll");
+    }
+
+    public string Key { get; }
+
+    public PolicyLibraryImage Image { get; }
+
+    /// <summary>The <c>#load</c>ed files it was compiled from (full paths).</summary>
+    public IReadOnlyList<string> Files { get; }
+
+    /// <summary>Compiler warnings in the library's files (none when it came from the disk cache).</summary>
+    public IReadOnlyList<ScriptDiagnostic> Warnings { get; }
+
+    /// <summary>One reference per library, so that Roslyn reads its metadata once for every script compiled against it.</summary>
+    public MetadataReference Reference { get; }
+}
+
+/// <summary>What scripts and libraries are compiled with: implicit imports, references, and the options.</summary>
+internal sealed record ScriptCompileSettings(IReadOnlyList<string> Imports, ImmutableArray<MetadataReference> References)
+{
+    public CSharpCompilationOptions Options(OutputKind kind, string? scriptClassName) => new(
+        kind,
+        scriptClassName: scriptClassName ?? WellKnownMemberNames.DefaultScriptClassName,
+        usings: scriptClassName is null ? null : Imports,
+        optimizationLevel: OptimizationLevel.Release,
+        checkOverflow: false,
+        allowUnsafe: false,
+        nullableContextOptions: NullableContextOptions.Enable,
+        deterministic: true);
+}
