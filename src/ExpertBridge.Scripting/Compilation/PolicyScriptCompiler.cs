@@ -66,7 +66,7 @@ internal sealed class PolicyScriptCompiler
         _logger = logger;
     }
 
-    /// <summary>Roslyn compilations run so far (cache hits do not count): what tests observe.</summary>
+    /// <summary>Script compilations run so far (cache hits do not count; libraries are counted apart): what tests observe.</summary>
     public long Compilations => Interlocked.Read(ref _compilations);
 
     /// <summary>Policy libraries compiled so far (<see cref="PolicyLibraryCompiler"/>; memory and disk hits do not count).</summary>
