@@ -33,7 +33,7 @@ public sealed record PolicyCheckResult(
 }
 
 /// <summary>
-/// <c>policy check</c>: compiles a script (always, so warnings show; the result also fills the cache), runs the API
+/// <c>policy check</c>: compiles a script (always, so warnings show; the script and its library also fill the cache), runs the API
 /// guard, loads it into its own context, calls it twice through the safe invoker on a small synthetic case (two
 /// nodes, a skewed and drifting load; the second call starts from the first call's placement), validates what it
 /// returns, and unloads it.

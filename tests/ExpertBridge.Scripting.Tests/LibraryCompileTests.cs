@@ -58,6 +58,22 @@ public class LibraryCompileTests
     }
 
     [Fact]
+    public void Check_FillsTheLibraryCache_ForAHostStartedAfterIt()
+    {
+        using var files = new PolicyFiles();
+        var path = files.WriteSample();
+        var check = PolicyCheck.Run(path, files.Options(), Token);
+        File.WriteAllText(path, PolicyFiles.SampleScript + "\n// edited after the check\n");
+
+        var compiler = PolicyResolver.CreateCompiler(files.Options());
+        var compiled = compiler.Compile(PolicySourceSet.Read(path), useCache: true, Token);
+
+        Assert.True(check.Success, string.Join("; ", check.Lines));
+        Assert.True(compiled.Success);
+        Assert.Equal((1, 0), (compiler.Compilations, compiler.LibraryCompilations));
+    }
+
+    [Fact]
     public void Compile_CorruptLibraryEntry_IgnoredAndCompiledAgain()
     {
         using var files = new PolicyFiles();

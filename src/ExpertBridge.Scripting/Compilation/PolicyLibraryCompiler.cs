@@ -43,11 +43,13 @@ internal sealed class PolicyLibraryCompiler
 
     /// <summary>
     /// The library of <paramref name="sources"/>, when its <c>#load</c>ed files qualify and compile on their own (else
-    /// null), and whether this call compiled it (found neither in memory nor on disk). Called under the script
+    /// null), and whether this call compiled it (found neither in memory nor on disk). A compiled library is written
+    /// to <paramref name="cache"/>, which is read only with <paramref name="readCache"/> (the script compiler's
+    /// <c>useCache</c>: <c>policy check</c> always compiles, and still fills the cache). Called under the script
     /// compiler's lock.
     /// </summary>
     public (PolicyLibrary? Library, bool Compiled) Get(
-        PolicySourceSet sources, string environmentKey, ScriptCompileSettings settings, CompiledPolicyCache? cache, ILogger logger, CancellationToken cancellation)
+        PolicySourceSet sources, string environmentKey, ScriptCompileSettings settings, CompiledPolicyCache? cache, bool readCache, ILogger logger, CancellationToken cancellation)
     {
         var compiled = false;
         var files = sources.Files.Skip(1).ToList();
@@ -67,7 +69,7 @@ internal sealed class PolicyLibraryCompiler
         }
 
         PolicyLibrary? library;
-        if (cache is not null && cache.TryReadLibrary(key, out var image) && image.AssemblyName == AssemblyName(key))
+        if (readCache && cache is not null && cache.TryReadLibrary(key, out var image) && image.AssemblyName == AssemblyName(key))
         {
             Log.CacheHit(logger, string.Join(", ", files.Select(f => f.Path)), key);
             library = new PolicyLibrary(key, image, [.. files.Select(f => f.Path)], []);

@@ -105,7 +105,7 @@ internal sealed class PolicyScriptCompiler
         lock (_gate)
         {
             Interlocked.Increment(ref _compilations);
-            var (library, libraryCompiled) = _libraries.Get(sources, s_environmentKey.Value, s_settings.Value, useCache ? _cache : null, _logger, cancellation);
+            var (library, libraryCompiled) = _libraries.Get(sources, s_environmentKey.Value, s_settings.Value, _cache, useCache, _logger, cancellation);
             if (libraryCompiled)
             {
                 Interlocked.Increment(ref _libraryCompilations);
