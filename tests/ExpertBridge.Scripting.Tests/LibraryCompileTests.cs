@@ -135,6 +135,23 @@ public class LibraryCompileTests
     }
 
     [Fact]
+    public async Task Open_LibraryUsingAScriptType_CompiledWithTheScript_AndNotTriedAgain()
+    {
+        using var files = new PolicyFiles();
+        files.Write("lib/uses.lib.csx", "public sealed class UsesScript\n{\n    public int Value => ScriptHelper.Shift;\n}\n");
+        files.Write("lib/rotate.lib.csx", PolicyFiles.RotateLibrary);
+        const string Script = "// a library that needs the script's type\n#load \"lib/uses.lib.csx\"\n#load \"lib/rotate.lib.csx\"\npublic static class ScriptHelper { public const int Shift = 2; }\nreturn new RotatePolicy(new UsesScript().Value);\n";
+        var path = files.Write("uses.csx", Script);
+        using var host = await PolicyResolver.OpenAsync(path, files.Options(), Token);
+        File.WriteAllText(path, Script + "// edited\n");
+        var reload = await host.ReloadAsync(Token);
+
+        Assert.Equal(PolicyReloadStatus.Loaded, reload.Status);
+        Assert.Equal("rotated by 2", host.Invoke(PolicyFiles.Context()).Reason);
+        Assert.Equal((2, 1), (host.Compiler!.Compilations, host.Compiler.LibraryCompilations));
+    }
+
+    [Fact]
     public async Task Invoke_ExceptionInLibrary_NamesTheLibraryLine()
     {
         using var files = new PolicyFiles();
