@@ -35,26 +35,27 @@ internal sealed class PolicyLibraryCompiler
 
     private const int MemoryEntries = 16;
 
-    /// <summary>Libraries are parsed as ordinary C#.</summary>
-    internal static readonly CSharpParseOptions ParseOptions =
+    private static readonly CSharpParseOptions s_parseOptions =
         CSharpParseOptions.Default.WithKind(SourceCodeKind.Regular).WithLanguageVersion(LanguageVersion.Latest);
 
     // Most recently used last; a failed library is remembered as null, so it is not compiled again on every reload.
     private readonly List<(string Key, PolicyLibrary? Library)> _memory = [];
 
     /// <summary>
-    /// The library of <paramref name="sources"/>: ready (from memory, or from <paramref name="cache"/> when
-    /// <paramref name="readCache"/>: <c>policy check</c> always compiles), pending (its compilation built, the emit
-    /// left to the caller, who hands the result to <see cref="Remember"/>), or neither when the <c>#load</c>ed files
-    /// do not qualify or did not compile on their own before. Called under the script compiler's lock.
+    /// The library of <paramref name="sources"/>, when its <c>#load</c>ed files qualify and compile on their own (else
+    /// null), and whether this call compiled it (found neither in memory nor on disk). A compiled library is written
+    /// to <paramref name="cache"/>, which is read only with <paramref name="readCache"/> (the script compiler's
+    /// <c>useCache</c>: <c>policy check</c> always compiles, and still fills the cache). Called under the script
+    /// compiler's lock.
     /// </summary>
-    public (PolicyLibrary? Ready, PendingLibrary? Pending) Get(
+    public (PolicyLibrary? Library, bool Compiled) Get(
         PolicySourceSet sources, string environmentKey, ScriptCompileSettings settings, CompiledPolicyCache? cache, bool readCache, ILogger logger, CancellationToken cancellation)
     {
+        var compiled = false;
         var files = sources.Files.Skip(1).ToList();
         if (files.Count == 0 || !files.TrueForAll(IsLibraryFile))
         {
-            return (null, null);
+            return (null, false);
         }
 
         var key = Key(files, environmentKey);
@@ -64,27 +65,23 @@ internal sealed class PolicyLibraryCompiler
             var hit = _memory[at];
             _memory.RemoveAt(at);
             _memory.Add(hit);
-            return (hit.Library, null);
+            return (hit.Library, false);
         }
 
+        PolicyLibrary? library;
         if (readCache && cache is not null && cache.TryReadLibrary(key, out var image) && image.AssemblyName == AssemblyName(key))
         {
             Log.CacheHit(logger, string.Join(", ", files.Select(f => f.Path)), key);
-            return (Keep(key, new PolicyLibrary(key, image, [.. files.Select(f => f.Path)], []), null), null);
+            library = new PolicyLibrary(key, image, [.. files.Select(f => f.Path)], []);
         }
-
-        return (null, new PendingLibrary(key, AssemblyName(key), files, settings, cancellation));
-    }
-
-    /// <summary>Keeps what <paramref name="pending"/>'s emit gave (null: it did not compile alone) and caches it on disk.</summary>
-    public PolicyLibrary? Remember(PendingLibrary pending, PolicyLibrary? built, CompiledPolicyCache? cache) =>
-        Keep(pending.Key, built, cache);
-
-    private PolicyLibrary? Keep(string key, PolicyLibrary? library, CompiledPolicyCache? cache)
-    {
-        if (library is not null)
+        else
         {
-            cache?.WriteLibrary(key, library.Image);
+            compiled = true;
+            library = Compile(files, key, settings, cancellation);
+            if (library is not null)
+            {
+                cache?.WriteLibrary(key, library.Image);
+            }
         }
 
         _memory.Add((key, library));
@@ -93,7 +90,7 @@ internal sealed class PolicyLibraryCompiler
             _memory.RemoveAt(0);
         }
 
-        return library;
+        return (library, compiled);
     }
 
     /// <summary>True when <paramref name="file"/> reads the same as a script file and as ordinary C#.</summary>
@@ -115,59 +112,20 @@ internal sealed class PolicyLibraryCompiler
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"library\n{environmentKey}\n{content}")));
     }
 
-}
-
-/// <summary>Where a script's library comes from when it compiles: its files (read empty) and the reference to bind to.</summary>
-internal interface IPolicyLibraryReference
-{
-    /// <summary>The <c>#load</c>ed files it is compiled from (full paths).</summary>
-    IReadOnlyList<string> Files { get; }
-
-    MetadataReference Reference { get; }
-}
-
-/// <summary>
-/// A library whose compilation is built and not yet emitted. Scripts can already compile against it (a compilation
-/// reference), so the host emits the library on one core while it compiles the script on another: a cold start pays
-/// for the longer of the two, not their sum.
-/// </summary>
-internal sealed class PendingLibrary : IPolicyLibraryReference
-{
-    private readonly IReadOnlyList<PolicySourceFile> _sources;
-    private readonly string _assemblyName;
-    private readonly CSharpCompilation _compilation;
-
-    public PendingLibrary(string key, string assemblyName, IReadOnlyList<PolicySourceFile> files, ScriptCompileSettings settings, CancellationToken cancellation)
+    private static PolicyLibrary? Compile(List<PolicySourceFile> files, string key, ScriptCompileSettings settings, CancellationToken cancellation)
     {
-        Key = key;
-        _assemblyName = assemblyName;
-        _sources = files;
-        Files = [.. files.Select(f => f.Path)];
-
         // The script dialect's implicit imports, as global usings, and the script's access to internal types.
         var prelude = string.Concat(settings.Imports.Select(i => $"global using {i};\n"))
-            + $"[assembly: System.Runtime.CompilerServices.InternalsVisibleTo(\"{PolicyLibraryCompiler.ScriptAssemblyName}\")]\n";
+            + $"[assembly: System.Runtime.CompilerServices.InternalsVisibleTo(\"{ScriptAssemblyName}\")]\n";
         var trees = files
-            .Select(f => CSharpSyntaxTree.ParseText(f.Text, PolicyLibraryCompiler.ParseOptions, f.Path, cancellationToken: cancellation))
-            .Prepend(CSharpSyntaxTree.ParseText(prelude, PolicyLibraryCompiler.ParseOptions, "", Encoding.UTF8, cancellation));
-        _compilation = CSharpCompilation.Create(assemblyName, trees, settings.References, settings.Options(OutputKind.DynamicallyLinkedLibrary, null));
-        Reference = _compilation.ToMetadataReference();
-    }
-
-    public string Key { get; }
-
-    public IReadOnlyList<string> Files { get; }
-
-    public MetadataReference Reference { get; }
-
-    /// <summary>Emits the library (embedded PDB and sources) and runs the API guard; null when either fails.</summary>
-    public PolicyLibrary? Emit(CancellationToken cancellation)
-    {
+            .Select(f => CSharpSyntaxTree.ParseText(f.Text, s_parseOptions, f.Path, cancellationToken: cancellation))
+            .Prepend(CSharpSyntaxTree.ParseText(prelude, s_parseOptions, "", Encoding.UTF8, cancellation));
+        var compilation = CSharpCompilation.Create(AssemblyName(key), trees, settings.References, settings.Options(OutputKind.DynamicallyLinkedLibrary, null));
         using var pe = new MemoryStream();
-        var emit = _compilation.Emit(
+        var emit = compilation.Emit(
             pe,
             options: new EmitOptions(debugInformationFormat: DebugInformationFormat.Embedded),
-            embeddedTexts: _sources.Select(f => EmbeddedText.FromSource(f.Path, f.Text)),
+            embeddedTexts: files.Select(f => EmbeddedText.FromSource(f.Path, f.Text)),
             cancellationToken: cancellation);
         if (!emit.Success)
         {
@@ -175,18 +133,18 @@ internal sealed class PendingLibrary : IPolicyLibraryReference
         }
 
         var image = pe.ToArray();
-        if (PolicyApiGuard.MayBreakRules(_compilation, image) && PolicyApiGuard.Check(_compilation, cancellation).Count > 0)
+        if (PolicyApiGuard.MayBreakRules(compilation, image) && PolicyApiGuard.Check(compilation, cancellation).Count > 0)
         {
             return null;
         }
 
-        var warnings = PolicyScriptCompiler.ToScriptDiagnostics(emit.Diagnostics, Files[0], dropUnsafe: false).ToList();
-        return warnings.Exists(d => d.IsError) ? null : new PolicyLibrary(Key, new PolicyLibraryImage(_assemblyName, image), Files, warnings);
+        var warnings = PolicyScriptCompiler.ToScriptDiagnostics(emit.Diagnostics, files[0].Path, dropUnsafe: false).ToList();
+        return warnings.Exists(d => d.IsError) ? null : new PolicyLibrary(key, new PolicyLibraryImage(AssemblyName(key), image), [.. files.Select(f => f.Path)], warnings);
     }
 }
 
 /// <summary>A compiled policy library: the image, the reference scripts compile against, and its compiler warnings.</summary>
-internal sealed class PolicyLibrary : IPolicyLibraryReference
+internal sealed class PolicyLibrary
 {
     public PolicyLibrary(string key, PolicyLibraryImage image, IReadOnlyList<string> files, IReadOnlyList<ScriptDiagnostic> warnings)
     {

@@ -105,33 +105,13 @@ internal sealed class PolicyScriptCompiler
         lock (_gate)
         {
             Interlocked.Increment(ref _compilations);
-            var (library, pending) = _libraries.Get(sources, s_environmentKey.Value, s_settings.Value, _cache, useCache, _logger, cancellation);
-            List<ScriptDiagnostic> diagnostics;
-            PolicyImage? image;
-            if (pending is null)
+            var (library, libraryCompiled) = _libraries.Get(sources, s_environmentKey.Value, s_settings.Value, _cache, useCache, _logger, cancellation);
+            if (libraryCompiled)
             {
-                (image, diagnostics) = CompileCore(sources, key, library, ref _guardWalks, cancellation);
-            }
-            else
-            {
-                // The library emits on another core while the script compiles against its compilation.
                 Interlocked.Increment(ref _libraryCompilations);
-                var emitting = Task.Run(() => pending.Emit(cancellation), cancellation);
-                (image, diagnostics) = CompileCore(sources, key, pending, ref _guardWalks, cancellation);
-                library = _libraries.Remember(pending, emitting.GetAwaiter().GetResult(), _cache);
-                if (library is null)
-                {
-                    // It does not compile on its own (or breaks a rule): the one compilation of all files reports it.
-                    (image, diagnostics) = CompileCore(sources, key, null, ref _guardWalks, cancellation);
-                }
             }
 
-            if (library is not null)
-            {
-                diagnostics.AddRange(library.Warnings);
-                image = image is null || diagnostics.Exists(d => d.IsError) ? null : image with { Libraries = [library.Image] };
-                diagnostics = Sort(diagnostics);
-            }
+            var (image, diagnostics) = CompileCore(sources, key, library, ref _guardWalks, cancellation);
 
             if (image is not null && _cache is not null)
             {
@@ -147,7 +127,7 @@ internal sealed class PolicyScriptCompiler
     /// library's assembly (its <c>#load</c> directives then read empty files).
     /// </summary>
     private static (PolicyImage? Image, List<ScriptDiagnostic> Diagnostics) CompileCore(
-        PolicySourceSet sources, string key, IPolicyLibraryReference? library, ref long guardWalks, CancellationToken cancellation)
+        PolicySourceSet sources, string key, PolicyLibrary? library, ref long guardWalks, CancellationToken cancellation)
     {
         var settings = s_settings.Value;
         var options = settings.Options(OutputKind.DynamicallyLinkedLibrary, ScriptClassName)
@@ -180,8 +160,9 @@ internal sealed class PolicyScriptCompiler
 
         var diagnostics = new List<ScriptDiagnostic>(guard);
         diagnostics.AddRange(ToScriptDiagnostics(emit.Diagnostics, sources.MainPath, PolicyApiGuard.RefusedUnsafe(guard)));
+        diagnostics.AddRange(library?.Warnings ?? []);
         var failed = image is null || diagnostics.Exists(d => d.IsError);
-        return (failed ? null : new PolicyImage(image!, entry!.ContainingType.MetadataName, entry.MetadataName, []), Sort(diagnostics));
+        return (failed ? null : new PolicyImage(image!, entry!.ContainingType.MetadataName, entry.MetadataName, library is null ? [] : [library.Image]), Sort(diagnostics));
     }
 
     internal static IEnumerable<ScriptDiagnostic> ToScriptDiagnostics(IEnumerable<Diagnostic> diagnostics, string mainPath, bool dropUnsafe)
@@ -258,9 +239,9 @@ internal sealed class PolicyScriptCompiler
     {
         private static readonly SourceText s_empty = SourceText.From("", Encoding.UTF8, SourceHashAlgorithm.Sha256);
         private readonly PolicySourceSet _sources;
-        private readonly IPolicyLibraryReference? _library;
+        private readonly PolicyLibrary? _library;
 
-        public PolicySourceResolver(PolicySourceSet sources, IPolicyLibraryReference? library)
+        public PolicySourceResolver(PolicySourceSet sources, PolicyLibrary? library)
         {
             _sources = sources;
             _library = library;
