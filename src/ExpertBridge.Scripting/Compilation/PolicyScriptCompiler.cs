@@ -112,7 +112,6 @@ internal sealed class PolicyScriptCompiler
             }
 
             var (image, diagnostics) = CompileCore(sources, key, library, ref _guardWalks, cancellation);
-
             if (image is not null && _cache is not null)
             {
                 _cache.Write(key, image);
