@@ -1893,7 +1893,7 @@ internal sealed class OmniLayerSolver
                 break;
             }
 
-            var best = FindBest(1e-9 * Math.Max(_bestEp, 1e-12), writesLeft - written, allowance);
+            var best = FindBest(RepairFloor(repair, delta, written, floor), writesLeft - written, allowance);
             if (best.Kind == OpKind.None)
             {
                 break;
@@ -1907,6 +1907,20 @@ internal sealed class OmniLayerSolver
         StartFromRow(_snapshot);
         log?.Rollback(mark);
         return 0;
+    }
+
+    /// <summary>
+    /// The floor of a kick's repair search: any gain before the last repair (a later one may still make the chain
+    /// pay); at the last repair, only an operation that makes the chain pay can change the outcome, since one that
+    /// does not is rolled back with the rest. An operation of w writes and gain per write r pays when
+    /// r &gt; (floor x (written + w) + delta) / w, lowest for a swap (w = 2) while the chain does not pay yet; less the
+    /// slack, so that every operation the full search would find and keep is still found (the search returns the
+    /// best operation above its floor, the same one whatever the floor below it).
+    /// </summary>
+    private double RepairFloor(int repair, double delta, int written, double floor)
+    {
+        var any = 1e-9 * Math.Max(_bestEp, 1e-12);
+        return repair == KickRepairs - 1 ? Math.Max(any, (((floor * (written + 2)) + delta) / 2) - any) : any;
     }
 
     /// <summary>
