@@ -1910,18 +1910,15 @@ internal sealed class OmniLayerSolver
     }
 
     /// <summary>
-    /// The floor of a kick's repair search: any gain before the last repair (a later one may still make the chain
-    /// pay); at the last repair, only an operation that makes the chain pay can change the outcome, since one that
-    /// does not is rolled back with the rest. An operation of w writes and gain per write r pays when
-    /// r &gt; (floor x (written + w) + delta) / w, lowest for a swap (w = 2) while the chain does not pay yet; less the
-    /// slack, so that every operation the full search would find and keep is still found (the search returns the
-    /// best operation above its floor, the same one whatever the floor below it).
+    /// The floor of a kick's repair search: any gain (the slack) before the last repair, since a later repair may
+    /// still make the chain pay. At the last repair only an operation that makes the chain pay can change the
+    /// outcome: one that does not is rolled back with the rest, as when none is found. An operation of w writes and
+    /// gain per write r pays when r &gt; (floor x (written + w) + delta) / w, which is lowest for a swap (w = 2) while the
+    /// chain does not pay yet; the floor is that, less the slack. <see cref="FindBest"/> returns the best operation
+    /// above its floor, so the one it returns is the same as with the lower floor whenever that one can pay.
     /// </summary>
-    private double RepairFloor(int repair, double delta, int written, double floor)
-    {
-        var any = 1e-9 * Math.Max(_bestEp, 1e-12);
-        return repair == KickRepairs - 1 ? Math.Max(any, (((floor * (written + 2)) + delta) / 2) - any) : any;
-    }
+    private double RepairFloor(int repair, double delta, int written, double floor) =>
+        repair == KickRepairs - 1 ? Math.Max(_slack, (((floor * (written + 2)) + delta) / 2) - _slack) : _slack;
 
     /// <summary>
     /// Where a kick puts x's new replica: on the coolest device (prediction) that does not hold x, since the repair
