@@ -3124,6 +3124,17 @@ internal sealed class OmniLayerSolver
     private void UpdateShare(int e)
     {
         var c = _cnt[e];
+        if (c == 1)
+        {
+            // Most experts have one replica: their share is their load (a division by one, skipped).
+            for (var k = 0; k < _k1; k++)
+            {
+                _share[(k * _e) + e] = _load[(k * _e) + e];
+            }
+
+            return;
+        }
+
         for (var k = 0; k < _k1; k++)
         {
             _share[(k * _e) + e] = c > 0 ? _load[(k * _e) + e] / c : 0;
