@@ -789,11 +789,11 @@ internal sealed class OmniRebalancePlanner
                 continue;
             }
 
-            solver.LoadLayer(_signals, l);
-            if (solver.StartFromRow(row))
+            var measured = solver.MeasureRow(_signals, l, row);
+            if (!double.IsNaN(measured))
             {
-                after += solver.PredictedImbalance;
-                if (_active[l] && solver.PredictedImbalance <= _settings.Release)
+                after += measured;
+                if (_active[l] && measured <= _settings.Release)
                 {
                     _active[l] = false;
                 }
@@ -1161,6 +1161,8 @@ internal sealed class OmniLayerSolver
     private readonly int[] _recvStart;
     private readonly int[] _recvSlot;
     private readonly double[] _recvShare;
+    private readonly int[] _rowCount;     // MeasureRow: replicas per expert
+    private readonly int[] _rowDevice;    // MeasureRow: the last device seen holding each expert
 
     public OmniLayerSolver(Topology topology, int experts, int scenarios, OmniPlacementSettings settings, int groups)
     {
@@ -1224,6 +1226,8 @@ internal sealed class OmniLayerSolver
         _recvStart = new int[2 * (ReceiverCount + 1)];
         _recvSlot = new int[2 * ReceiverCount * _s];
         _recvShare = new double[2 * ReceiverCount * _s];
+        _rowCount = new int[_e];
+        _rowDevice = new int[_e];
         var candidates = 2 * _s * 5;
         _cKind = new Candidate[candidates];
         _cBound = new double[candidates];
@@ -1394,6 +1398,68 @@ internal sealed class OmniLayerSolver
 
         Recompute();
         return valid;
+    }
+
+    /// <summary>
+    /// The <see cref="PredictedImbalance"/> that <see cref="LoadLayer"/> then <see cref="StartFromRow"/> would give
+    /// <paramref name="row"/> of layer <paramref name="layer"/>, bit for bit (the same sums in the same order), or NaN
+    /// where StartFromRow would find the row invalid; without the chunk scenarios, shares, orders and replica lists
+    /// those build for a search. Loads only the layer's predicted loads, which <see cref="CrossNodeShare"/> and
+    /// <see cref="PredictedImbalanceOf"/> read: a search needs LoadLayer and StartFromRow after it.
+    /// </summary>
+    public double MeasureRow(OmniLoadSignals signals, int layer, ReadOnlySpan<int> row)
+    {
+        var offset = layer * _e;
+        double predicted = 0;
+        for (var e = 0; e < _e; e++)
+        {
+            _load[e] = signals.Predicted[offset + e];
+            predicted += _load[e];
+        }
+
+        Array.Clear(_rowCount);
+        Array.Fill(_rowDevice, -1);
+        for (var slot = 0; slot < _row.Length; slot++)
+        {
+            var x = row[slot];
+            if (x < 0 ? x != -1 : x >= _e || _rowDevice[x] == slot / _s)
+            {
+                return double.NaN; // not an expert, or two replicas of one expert on a device
+            }
+
+            if (x >= 0)
+            {
+                _rowDevice[x] = slot / _s;
+                _rowCount[x]++;
+            }
+        }
+
+        foreach (var c in _rowCount)
+        {
+            if (c == 0 || c > ReplicaCap)
+            {
+                return double.NaN;
+            }
+        }
+
+        var peak = double.NegativeInfinity;
+        for (var device = 0; device < _d; device++)
+        {
+            var load = 0.0;
+            for (var slot = device * _s; slot < (device + 1) * _s; slot++)
+            {
+                var x = row[slot];
+                if (x >= 0)
+                {
+                    load += _load[x] / _rowCount[x];
+                }
+            }
+
+            peak = Math.Max(peak, load);
+        }
+
+        var mean = predicted / _d;
+        return mean > 0 ? peak / mean : 1.0;
     }
 
     /// <summary>Predicted (scenario 0) max / mean device load of <paramref name="row"/>, whatever its validity.</summary>
