@@ -3143,7 +3143,6 @@ internal sealed class OmniLayerSolver
         }
     }
 
-
     /// <summary>Adds the touched devices' load changes; refreshes their weighted loads (the others are unchanged).</summary>
     private void AddTouchedDeltas()
     {
