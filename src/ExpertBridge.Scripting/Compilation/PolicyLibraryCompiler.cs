@@ -4,7 +4,6 @@ using System.Text;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
-using Microsoft.CodeAnalysis.Emit;
 using Microsoft.Extensions.Logging;
 
 namespace ExpertBridge.Scripting;
@@ -49,7 +48,7 @@ internal sealed class PolicyLibraryCompiler
     /// compiler's lock.
     /// </summary>
     public (PolicyLibrary? Library, bool Compiled) Get(
-        PolicySourceSet sources, string environmentKey, ScriptCompileSettings settings, CompiledPolicyCache? cache, bool readCache, ILogger logger, CancellationToken cancellation)
+        PolicySourceSet sources, string environmentKey, ScriptCompileSettings settings, CompiledPolicyCache? cache, bool readCache, ILogger logger, ref long guardWalks, CancellationToken cancellation)
     {
         var compiled = false;
         var files = sources.Files.Skip(1).ToList();
@@ -77,7 +76,7 @@ internal sealed class PolicyLibraryCompiler
         else
         {
             compiled = true;
-            library = Compile(files, key, settings, cancellation);
+            library = Compile(files, key, settings, ref guardWalks, cancellation);
             if (library is not null)
             {
                 cache?.WriteLibrary(key, library.Image);
@@ -112,7 +111,7 @@ internal sealed class PolicyLibraryCompiler
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"library\n{environmentKey}\n{content}")));
     }
 
-    private static PolicyLibrary? Compile(List<PolicySourceFile> files, string key, ScriptCompileSettings settings, CancellationToken cancellation)
+    private static PolicyLibrary? Compile(List<PolicySourceFile> files, string key, ScriptCompileSettings settings, ref long guardWalks, CancellationToken cancellation)
     {
         // The script dialect's implicit imports, as global usings, and the script's access to internal types.
         var prelude = string.Concat(settings.Imports.Select(i => $"global using {i};\n"))
@@ -121,25 +120,8 @@ internal sealed class PolicyLibraryCompiler
             .Select(f => CSharpSyntaxTree.ParseText(f.Text, s_parseOptions, f.Path, cancellationToken: cancellation))
             .Prepend(CSharpSyntaxTree.ParseText(prelude, s_parseOptions, "", Encoding.UTF8, cancellation));
         var compilation = CSharpCompilation.Create(AssemblyName(key), trees, settings.References, settings.Options(OutputKind.DynamicallyLinkedLibrary, null));
-        using var pe = new MemoryStream();
-        var emit = compilation.Emit(
-            pe,
-            options: new EmitOptions(debugInformationFormat: DebugInformationFormat.Embedded),
-            embeddedTexts: files.Select(f => EmbeddedText.FromSource(f.Path, f.Text)),
-            cancellationToken: cancellation);
-        if (!emit.Success)
-        {
-            return null;
-        }
-
-        var image = pe.ToArray();
-        if (PolicyApiGuard.MayBreakRules(compilation, image) && PolicyApiGuard.Check(compilation, cancellation).Count > 0)
-        {
-            return null;
-        }
-
-        var warnings = PolicyScriptCompiler.ToScriptDiagnostics(emit.Diagnostics, files[0].Path, dropUnsafe: false).ToList();
-        return warnings.Exists(d => d.IsError) ? null : new PolicyLibrary(key, new PolicyLibraryImage(AssemblyName(key), image), [.. files.Select(f => f.Path)], warnings);
+        var (image, diagnostics) = PolicyScriptCompiler.EmitChecked(compilation, files, files[0].Path, walkFailures: false, ref guardWalks, cancellation);
+        return image is null ? null : new PolicyLibrary(key, new PolicyLibraryImage(AssemblyName(key), image), [.. files.Select(f => f.Path)], diagnostics);
     }
 }
 

@@ -72,7 +72,7 @@ internal sealed class PolicyScriptCompiler
     /// <summary>Policy libraries compiled so far (<see cref="PolicyLibraryCompiler"/>; memory and disk hits do not count).</summary>
     public long LibraryCompilations => Interlocked.Read(ref _libraryCompilations);
 
-    /// <summary>Compilations whose image referenced something refused, so the API guard walked the source.</summary>
+    /// <summary>Compilations (scripts and libraries) whose image referenced something refused, so the API guard walked the source.</summary>
     public long GuardWalks => Interlocked.Read(ref _guardWalks);
 
     public CompiledPolicyCache? Cache => _cache;
@@ -105,7 +105,7 @@ internal sealed class PolicyScriptCompiler
         lock (_gate)
         {
             Interlocked.Increment(ref _compilations);
-            var (library, libraryCompiled) = _libraries.Get(sources, s_environmentKey.Value, s_settings.Value, _cache, useCache, _logger, cancellation);
+            var (library, libraryCompiled) = _libraries.Get(sources, s_environmentKey.Value, s_settings.Value, _cache, useCache, _logger, ref _guardWalks, cancellation);
             if (libraryCompiled)
             {
                 Interlocked.Increment(ref _libraryCompilations);
@@ -140,28 +140,39 @@ internal sealed class PolicyScriptCompiler
             returnType: typeof(IPlacementPolicy),
             globalsType: typeof(PolicyScriptGlobals));
 
-        // Emit first: its diagnostics are the compiler's full report, and the image tells whether the (costly) API
-        // walk is needed at all (PolicyApiGuard.MayBreakRules).
+        var (image, diagnostics) = EmitChecked(compilation, library is null ? sources.Files : [sources.Main], sources.MainPath, walkFailures: true, ref guardWalks, cancellation);
+        diagnostics.AddRange(library?.Warnings ?? []);
+        var entry = image is null ? null : compilation.GetEntryPoint(cancellation);
+        return (entry is null ? null : new PolicyImage(image!, entry.ContainingType.MetadataName, entry.MetadataName, library is null ? [] : [library.Image]), Sort(diagnostics));
+    }
+
+    /// <summary>
+    /// Emits <paramref name="compilation"/> (Release image, embedded PDB, <paramref name="embedded"/> sources embedded)
+    /// and applies the API guard: emit first, since its diagnostics are the compiler's full report and the image
+    /// tells whether the (costly) source walk is needed at all (<see cref="PolicyApiGuard.MayBreakRules"/>). A failed
+    /// emit is walked only with <paramref name="walkFailures"/> (so that the report names refused uses too). The image
+    /// is null when anything is an error; the diagnostics are the guard's, then the compiler's.
+    /// </summary>
+    internal static (byte[]? Image, List<ScriptDiagnostic> Diagnostics) EmitChecked(
+        Compilation compilation, IEnumerable<PolicySourceFile> embedded, string mainPath, bool walkFailures, ref long guardWalks, CancellationToken cancellation)
+    {
         using var pe = new MemoryStream();
         var emit = compilation.Emit(
             pe,
             options: new EmitOptions(debugInformationFormat: DebugInformationFormat.Embedded),
-            embeddedTexts: (library is null ? sources.Files : [sources.Main]).Select(f => EmbeddedText.FromSource(f.Path, f.Text)),
+            embeddedTexts: embedded.Select(f => EmbeddedText.FromSource(f.Path, f.Text)),
             cancellationToken: cancellation);
-        var entry = emit.Success ? compilation.GetEntryPoint(cancellation) : null;
-        var image = entry is null ? null : pe.ToArray();
+        var image = emit.Success ? pe.ToArray() : null;
         IReadOnlyList<ScriptDiagnostic> guard = [];
-        if (image is null || PolicyApiGuard.MayBreakRules(compilation, image))
+        if (image is null ? walkFailures : PolicyApiGuard.MayBreakRules(compilation, image))
         {
             Interlocked.Increment(ref guardWalks);
             guard = PolicyApiGuard.Check(compilation, cancellation);
         }
 
         var diagnostics = new List<ScriptDiagnostic>(guard);
-        diagnostics.AddRange(ToScriptDiagnostics(emit.Diagnostics, sources.MainPath, PolicyApiGuard.RefusedUnsafe(guard)));
-        diagnostics.AddRange(library?.Warnings ?? []);
-        var failed = image is null || diagnostics.Exists(d => d.IsError);
-        return (failed ? null : new PolicyImage(image!, entry!.ContainingType.MetadataName, entry.MetadataName, library is null ? [] : [library.Image]), Sort(diagnostics));
+        diagnostics.AddRange(ToScriptDiagnostics(emit.Diagnostics, mainPath, PolicyApiGuard.RefusedUnsafe(guard)));
+        return (diagnostics.Exists(d => d.IsError) ? null : image, diagnostics);
     }
 
     internal static IEnumerable<ScriptDiagnostic> ToScriptDiagnostics(IEnumerable<Diagnostic> diagnostics, string mainPath, bool dropUnsafe)
