@@ -94,15 +94,21 @@ public sealed class Placement : IEquatable<Placement>
     public int[] ReplicaCounts(int layer)
     {
         var counts = new int[LogicalExperts];
-        foreach (var e in Layer(layer))
+        CountReplicas(Layer(layer), counts);
+        return counts;
+    }
+
+    /// <summary>Fills <paramref name="counts"/> with the replicas of each expert in one layer's <paramref name="row"/> (other ids ignored).</summary>
+    internal static void CountReplicas(ReadOnlySpan<int> row, Span<int> counts)
+    {
+        counts.Clear();
+        foreach (var e in row)
         {
-            if (e >= 0 && e < LogicalExperts)
+            if ((uint)e < (uint)counts.Length)
             {
                 counts[e]++;
             }
         }
-
-        return counts;
     }
 
     /// <summary>Physical slots of each logical expert of <paramref name="layer"/>, ascending slot order.</summary>

@@ -36,7 +36,9 @@ public sealed class ReplicaSplitter
     private int[] _variable = [];      // expert -> flow node index, or -1
     private int[] _variableExpert = []; // flow node index -> expert
     private int[] _seen = [];
+    private int[] _home = [];          // expert -> the one device all its replicas sit on, or Spread
     private int _variableCount;
+    private const int Spread = -2;
     private readonly Graph _graph = new();
 
     public ReplicaSplitter(ReplicaDispatch dispatch)
@@ -78,16 +80,10 @@ public sealed class ReplicaSplitter
             _variable = new int[experts];
             _variableExpert = new int[experts];
             _seen = new int[experts];
+            _home = new int[experts];
         }
 
-        Array.Clear(_replicas);
-        foreach (var e in row)
-        {
-            if (e >= 0)
-            {
-                _replicas[e]++;
-            }
-        }
+        Placement.CountReplicas(row, _replicas);
     }
 
     private void SplitEven(ReadOnlySpan<int> row, ReadOnlySpan<float> counts, Span<double> slotTokens, bool integral)
@@ -123,28 +119,22 @@ public sealed class ReplicaSplitter
         Array.Fill(_variable, -1);
 
         // Experts whose replicas all sit on one device are fixed load there; the rest become flow nodes.
+        Array.Fill(_home, -1);
+        for (var s = 0; s < row.Length; s++)
+        {
+            var e = row[s];
+            if (e >= 0)
+            {
+                var d = topology.DeviceOf(s);
+                _home[e] = _home[e] == -1 || _home[e] == d ? d : Spread;
+            }
+        }
+
         var variables = 0;
         long flowTokens = 0;
         for (var e = 0; e < counts.Length; e++)
         {
-            if (_replicas[e] < 2 || Whole(counts[e]) == 0)
-            {
-                continue;
-            }
-
-            var first = -1;
-            var spread = false;
-            for (var s = 0; s < row.Length && !spread; s++)
-            {
-                if (row[s] == e)
-                {
-                    var d = topology.DeviceOf(s);
-                    spread = first >= 0 && d != first;
-                    first = first < 0 ? d : first;
-                }
-            }
-
-            if (spread)
+            if (_home[e] == Spread && Whole(counts[e]) > 0)
             {
                 _variable[e] = variables;
                 _variableExpert[variables++] = e;
@@ -335,18 +325,7 @@ public sealed class ReplicaSplitter
             Push(to, from, 0);
         }
 
-        public bool HasEdge(int from, int to)
-        {
-            for (var e = _head[from]; e >= 0; e = _next[e])
-            {
-                if (_to[e] == to && (e & 1) == 0)
-                {
-                    return true;
-                }
-            }
-
-            return false;
-        }
+        public bool HasEdge(int from, int to) => ForwardEdge(from, to) >= 0;
 
         public void SetCapacity(int edge, long capacity) => _capacity[edge] = Math.Max(0, capacity);
 
@@ -358,18 +337,7 @@ public sealed class ReplicaSplitter
             }
         }
 
-        public long FlowOn(int from, int to)
-        {
-            for (var e = _head[from]; e >= 0; e = _next[e])
-            {
-                if (_to[e] == to && (e & 1) == 0)
-                {
-                    return _flow[e];
-                }
-            }
-
-            return 0;
-        }
+        public long FlowOn(int from, int to) => ForwardEdge(from, to) is var e and >= 0 ? _flow[e] : 0;
 
         public long MaxFlow(int source, int sink)
         {
@@ -385,6 +353,20 @@ public sealed class ReplicaSplitter
             }
 
             return total;
+        }
+
+        // The forward edge from -> to (edges come in pairs: forward even, reverse odd), or -1.
+        private int ForwardEdge(int from, int to)
+        {
+            for (var e = _head[from]; e >= 0; e = _next[e])
+            {
+                if (_to[e] == to && (e & 1) == 0)
+                {
+                    return e;
+                }
+            }
+
+            return -1;
         }
 
         private void Push(int from, int to, long capacity)
