@@ -1272,11 +1272,7 @@ internal sealed class OmniLayerSolver
     {
         var size = signals.Layers * signals.Experts;
         var offset = layer * _e;
-        for (var e = 0; e < _e; e++)
-        {
-            _load[e] = signals.Predicted[offset + e];
-        }
-
+        var predicted = LoadPredicted(signals, layer);
         for (var k = 1; k < _k1; k++)
         {
             var src = signals.Chunks.AsSpan(((k - 1) * size) + offset, _e);
@@ -1301,12 +1297,6 @@ internal sealed class OmniLayerSolver
 
         _bestEp = total / _d;
         _slack = 1e-9 * Math.Max(_bestEp, 1e-12);
-        double predicted = 0;
-        for (var e = 0; e < _e; e++)
-        {
-            predicted += _load[e];
-        }
-
         _predictedMean = predicted / _d;
         AssignGroupHomes();
     }
@@ -1400,6 +1390,20 @@ internal sealed class OmniLayerSolver
         return valid;
     }
 
+    /// <summary>Loads layer <paramref name="layer"/>'s predicted per-expert loads (scenario 0); returns their sum, in expert order.</summary>
+    private double LoadPredicted(OmniLoadSignals signals, int layer)
+    {
+        var offset = layer * _e;
+        double predicted = 0;
+        for (var e = 0; e < _e; e++)
+        {
+            _load[e] = signals.Predicted[offset + e];
+            predicted += _load[e];
+        }
+
+        return predicted;
+    }
+
     /// <summary>
     /// The <see cref="PredictedImbalance"/> that <see cref="LoadLayer"/> then <see cref="StartFromRow"/> would give
     /// <paramref name="row"/> of layer <paramref name="layer"/>, bit for bit (the same sums in the same order), or NaN
@@ -1409,13 +1413,7 @@ internal sealed class OmniLayerSolver
     /// </summary>
     public double MeasureRow(OmniLoadSignals signals, int layer, ReadOnlySpan<int> row)
     {
-        var offset = layer * _e;
-        double predicted = 0;
-        for (var e = 0; e < _e; e++)
-        {
-            _load[e] = signals.Predicted[offset + e];
-            predicted += _load[e];
-        }
+        var predicted = LoadPredicted(signals, layer);
 
         Array.Clear(_rowCount);
         Array.Fill(_rowDevice, -1);
