@@ -10,7 +10,8 @@ namespace ExpertBridge.Scripting.Bench;
 /// cold  - the first compile + load in a fresh process (Roslyn not yet loaded or jitted), one child process per run;
 /// warm  - a reload of an edited script in a running host (compile + load + atomic swap + drain of the old version);
 ///         the script's library (its #load'ed type declarations) is unchanged, so it is not compiled again;
-/// warm, library edited - the same after an edit of every file the script #loads (the library is compiled again);
+/// warm, library edited - the same after an edit of every file the script #loads, directly or not (the library is
+///         compiled again);
 /// cold, library cached - an edited script in a fresh process whose library is in the disk cache (a host restart);
 /// cached - a reload of content already in the disk cache (cache read + load + swap).
 /// Usage: --bench [--runs N] [--script PATH]   (default: a small sample policy with one #load)
@@ -84,7 +85,7 @@ internal static class Program
             }
 
             var original = File.ReadAllText(script);
-            var libraries = LoadedFiles(script).ToDictionary(f => f, File.ReadAllText);
+            var libraries = PolicySourceSet.Read(script).Files.Skip(1).ToDictionary(f => f.Path, f => File.ReadAllText(f.Path));
             var warm = new List<double>();
             var warmLibrary = new List<double>();
             var cached = new List<double>();
@@ -264,14 +265,6 @@ internal static class Program
             File.Copy(file, target);
         }
     }
-
-    /// <summary>The files the script's own <c>#load</c> lines name (one level: what the bench edits).</summary>
-    private static IEnumerable<string> LoadedFiles(string script) =>
-        File.ReadLines(script)
-            .Select(l => System.Text.RegularExpressions.Regex.Match(l, "^\\s*#load\\s+\"([^\"]+)\""))
-            .Where(m => m.Success)
-            .Select(m => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(script)!, m.Groups[1].Value)))
-            .Distinct(StringComparer.Ordinal);
 
     private static void Row(string name, List<double> values)
     {
