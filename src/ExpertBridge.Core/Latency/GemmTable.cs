@@ -1,6 +1,6 @@
-using ExpertBridge.Core.Formats;
 using System.Globalization;
 using System.Reflection;
+using ExpertBridge.Core.Formats;
 using Newtonsoft.Json.Linq;
 
 namespace ExpertBridge.Core.Latency;
