@@ -116,8 +116,11 @@ internal sealed class PolicyLibraryCompiler
         // The script dialect's implicit imports, as global usings, and the script's access to internal types.
         var prelude = string.Concat(settings.Imports.Select(i => $"global using {i};\n"))
             + $"[assembly: System.Runtime.CompilerServices.InternalsVisibleTo(\"{ScriptAssemblyName}\")]\n";
+        // The files' script parse is reused as ordinary C#: for a file of usings and type declarations (what
+        // IsLibraryFile admits) the two dialects parse to the same tree, and a second parse of 3,000 lines is 20 to
+        // 90 ms of a compile.
         var trees = files
-            .Select(f => CSharpSyntaxTree.ParseText(f.Text, s_parseOptions, f.Path, cancellationToken: cancellation))
+            .Select(f => CSharpSyntaxTree.Create((CSharpSyntaxNode)f.Tree.GetRoot(cancellation), s_parseOptions, f.Path, f.Text.Encoding))
             .Prepend(CSharpSyntaxTree.ParseText(prelude, s_parseOptions, "", Encoding.UTF8, cancellation));
         var compilation = CSharpCompilation.Create(AssemblyName(key), trees, settings.References, settings.Options(OutputKind.DynamicallyLinkedLibrary, null));
         var (image, diagnostics) = PolicyScriptCompiler.EmitChecked(compilation, files, files[0].Path, walkFailures: false, ref guardWalks, cancellation);
