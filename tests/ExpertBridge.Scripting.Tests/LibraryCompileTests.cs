@@ -121,6 +121,34 @@ public class LibraryCompileTests
     }
 
     [Fact]
+    public async Task Open_LibraryFilesLoadingEachOther_CompiledOnceAsOneLibrary()
+    {
+        using var files = new PolicyFiles();
+        files.Write("lib/parts/shift.lib.csx", """
+            internal static class Shift
+            {
+                internal static int Of(int value) => value + 2;
+            }
+            """);
+        files.Write("lib/rotate.lib.csx", "#load \"parts/shift.lib.csx\"\n" + PolicyFiles.RotateLibrary.Replace("_shift = shift;", "_shift = Shift.Of(shift) - 2;", StringComparison.Ordinal));
+        const string Script = "// a library split into files\n#load \"lib/rotate.lib.csx\"\nreturn new RotatePolicy(Shift.Of(1));\n";
+        var path = files.Write("split.csx", Script);
+        using var host = await PolicyResolver.OpenAsync(path, files.Options(), Token);
+        Assert.Equal("rotated by 3", host.Invoke(PolicyFiles.Context()).Reason);
+
+        File.WriteAllText(path, Script.Replace("Of(1)", "Of(2)", StringComparison.Ordinal));
+        Assert.Equal(PolicyReloadStatus.Loaded, (await host.ReloadAsync(Token)).Status);
+        Assert.Equal("rotated by 4", host.Invoke(PolicyFiles.Context()).Reason);
+        Assert.Equal((2, 1), (host.Compiler!.Compilations, host.Compiler.LibraryCompilations));
+
+        // An edit of the nested file compiles the library again.
+        files.Write("lib/parts/shift.lib.csx", "internal static class Shift { internal static int Of(int value) => value + 3; }\n");
+        Assert.Equal(PolicyReloadStatus.Loaded, (await host.ReloadAsync(Token)).Status);
+        Assert.Equal("rotated by 6", host.Invoke(PolicyFiles.Context()).Reason); // Of(2) = 5 in the script, Of(5) - 2 in the library
+        Assert.Equal((3, 2), (host.Compiler.Compilations, host.Compiler.LibraryCompilations));
+    }
+
+    [Fact]
     public async Task Open_LoadedFileWithScriptMembers_CompiledWithTheScript()
     {
         using var files = new PolicyFiles();
@@ -179,7 +207,8 @@ public class LibraryCompileTests
         Assert.False(Qualifies("var x = 1;\n"));
         Assert.False(Qualifies("int Twice(int x) => 2 * x;\n"));
         Assert.False(Qualifies("static int s_count;\n"));
-        Assert.False(Qualifies("#load \"other.csx\"\npublic class C { }\n"));
+        Assert.True(Qualifies("#load \"other.csx\"\npublic class C { }\n"));
+        Assert.False(Qualifies("#r \"System.Net.Http\"\npublic class C { }\n"));
         Assert.False(Qualifies("[assembly: System.CLSCompliant(false)]\npublic class C { }\n"));
     }
 }

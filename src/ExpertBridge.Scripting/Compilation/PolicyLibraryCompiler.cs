@@ -15,7 +15,8 @@ namespace ExpertBridge.Scripting;
 /// reload cost a second. With the library split off, a reload compiles only the script.
 /// <para>
 /// Only libraries that mean the same in both dialects are split off: every <c>#load</c>ed file holds nothing but
-/// using directives and type declarations (no top-level statements, members, attributes or directives of its own),
+/// using directives, type declarations and <c>#load</c>s of more such files (no top-level statements, members,
+/// attributes or <c>#r</c>), so a library may be split into files that load each other,
 /// and the files compile, pass the API guard and emit on their own. Anything else (a library that reads the script's
 /// globals, declares a top-level method, or does not compile) keeps the one script compilation of all files, whose
 /// diagnostics an author already knows. Library types keep their accessibility: the library grants its internals to
@@ -92,13 +93,16 @@ internal sealed class PolicyLibraryCompiler
         return (library, compiled);
     }
 
-    /// <summary>True when <paramref name="file"/> reads the same as a script file and as ordinary C#.</summary>
+    /// <summary>
+    /// True when <paramref name="file"/> reads the same as a script file and as ordinary C#. Its <c>#load</c>
+    /// directives are allowed: the files they name are in the same closure and must qualify too, and the library's
+    /// trees keep the script parse, in which a directive is trivia that the ordinary compilation ignores.
+    /// </summary>
     internal static bool IsLibraryFile(PolicySourceFile file)
     {
         var unit = file.Tree.GetCompilationUnitRoot();
         return unit.AttributeLists.Count == 0
             && unit.Externs.Count == 0
-            && unit.GetLoadDirectives().Count == 0
             && unit.GetReferenceDirectives().Count == 0
             && unit.Members.All(m => m is BaseTypeDeclarationSyntax or DelegateDeclarationSyntax);
     }
