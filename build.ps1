@@ -7,13 +7,15 @@
 #   run        the main job (README): the end-to-end demo
 #   bench      BenchmarkDotNet suites (tests/ExpertBridge.Benchmarks); pass extra args after the verb
 #   pack       dotnet tool package of the CLI into artifacts/pkg
+#   publish    the CLI (offline verbs and the serve daemon) self-contained, composite ReadyToRun, for this machine's
+#              platform, into artifacts/publish/<rid>: the fastest first compile of a policy script (docs/benchmarks.md)
 #   generate   regenerate bindings/<target>/Generated from the API manifests (libclang)
 #   abi-check  compile the generated ABI checks against the vendors' real headers where present
 #   publish-gpu  self-contained builds for the GPU machine into artifacts/gpu.tgz
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'test', 'run', 'bench', 'pack', 'generate', 'abi-check', 'publish-gpu', 'help')]
+    [ValidateSet('build', 'test', 'run', 'bench', 'pack', 'publish', 'generate', 'abi-check', 'publish-gpu', 'help')]
     [string]$Verb = 'help',
     [string]$Configuration = 'Release',
     [Parameter(ValueFromRemainingArguments = $true)]
@@ -86,6 +88,19 @@ switch ($Verb) {
     'pack' {
         Invoke-Step 'pack' { dotnet pack (Join-Path $Root 'src/ExpertBridge.Cli') -c Release -o (Join-Path $Artifacts 'pkg') }
     }
+    'publish' {
+        # Self-contained and composite: the framework and Roslyn precompiled as one image, so the generic code Roslyn
+        # instantiates over the framework's types is precompiled too (plain ReadyToRun leaves it to the JIT). About
+        # 150 MB; a policy script's first compile takes about a third less than with framework-dependent ReadyToRun.
+        $arch = [System.Runtime.InteropServices.RuntimeInformation]::OSArchitecture.ToString().ToLowerInvariant()
+        $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
+        $rid = "$os-$arch"
+        $out = Join-Path $Artifacts "publish/$rid"
+        Invoke-Step "publish expertbridge ($rid, self-contained, composite ReadyToRun) -> $out" {
+            dotnet publish (Join-Path $Root 'src/ExpertBridge.Cli') -c $Configuration -r $rid --self-contained true `
+                -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true -p:SatelliteResourceLanguages=en -o $out -nologo -clp:NoSummary
+        }
+    }
     'generate' {
         Invoke-Step 'generate bindings' { dotnet run --project (Join-Path $Root 'bindings/generator') -c Release -- --all --root $Root @Rest }
     }
@@ -98,6 +113,8 @@ switch ($Verb) {
         if ($LASTEXITCODE -ne 0) { throw "publish-gpu failed (exit $LASTEXITCODE)" }
     }
     default {
-        Get-Content $PSCommandPath | Select-Object -Skip 1 -First 13 | ForEach-Object { $_ -replace '^# ?', '' }
+        Get-Content $PSCommandPath | Select-Object -Skip 1 | ForEach-Object -Begin { $inHeader = $true } -Process {
+            if ($inHeader -and $_.StartsWith('#')) { $_ -replace '^# ?', '' } else { $inHeader = $false }
+        }
     }
 }
