@@ -1200,6 +1200,11 @@ internal sealed class OmniLayerSolver
         _dev = new double[_k1 * _d];
         _devW = new double[_d];
         _order = new int[_k1 * _d];
+        for (var i = 0; i < _order.Length; i++)
+        {
+            _order[i] = i % _d;
+        }
+
         _peak = new double[_k1];
         _mark = new int[_d];
         _touchIndex = new int[_d];
@@ -1354,30 +1359,33 @@ internal sealed class OmniLayerSolver
         Array.Clear(_nodeCnt);
         var valid = true;
         _used = 0;
-        for (var slot = 0; slot < _row.Length; slot++)
+        for (var device = 0; device < _d; device++)
         {
-            var x = row[slot];
-            _row[slot] = x;
-            if (x < 0)
+            var node = device / _devicesPerNode;
+            for (var slot = device * _s; slot < (device + 1) * _s; slot++)
             {
-                valid &= x == -1;
-                _row[slot] = -1;
-                continue;
-            }
+                var x = row[slot];
+                _row[slot] = x;
+                if (x < 0)
+                {
+                    valid &= x == -1;
+                    _row[slot] = -1;
+                    continue;
+                }
 
-            if (x >= _e)
-            {
-                valid = false;
-                _row[slot] = -1;
-                continue;
-            }
+                if (x >= _e)
+                {
+                    valid = false;
+                    _row[slot] = -1;
+                    continue;
+                }
 
-            var device = slot / _s;
-            valid &= _onDevice[(x * _d) + device] == 0;
-            _onDevice[(x * _d) + device]++;
-            _nodeCnt[(x * _nodes) + (device / _devicesPerNode)]++;
-            _cnt[x]++;
-            _used++;
+                valid &= _onDevice[(x * _d) + device] == 0;
+                _onDevice[(x * _d) + device]++;
+                _nodeCnt[(x * _nodes) + node]++;
+                _cnt[x]++;
+                _used++;
+            }
         }
 
         for (var e = 0; e < _e; e++)
@@ -3239,30 +3247,26 @@ internal sealed class OmniLayerSolver
     {
         BuildReplicaLists();
         Array.Clear(_dev);
-        for (var slot = 0; slot < _row.Length; slot++)
+        for (var device = 0; device < _d; device++)
         {
-            var x = _row[slot];
-            if (x < 0)
+            for (var slot = device * _s; slot < (device + 1) * _s; slot++)
             {
-                continue;
-            }
+                var x = _row[slot];
+                if (x < 0)
+                {
+                    continue;
+                }
 
-            var device = slot / _s;
-            for (var k = 0; k < _k1; k++)
-            {
-                _dev[(k * _d) + device] += _share[(k * _e) + x];
+                for (var k = 0; k < _k1; k++)
+                {
+                    _dev[(k * _d) + device] += _share[(k * _e) + x];
+                }
             }
         }
 
-        for (var k = 0; k < _k1; k++)
-        {
-            var order = _order.AsSpan(k * _d, _d);
-            for (var d = 0; d < _d; d++)
-            {
-                order[d] = d;
-            }
-        }
-
+        // The orders start from the previous ones: the sort's result does not depend on where it starts (loads
+        // descending, then devices ascending, is a total order), and after a rolled-back kick (StartFromRow of the
+        // snapshot) the previous order is nearly the new one, which the insertion sort then passes over once.
         Refresh(-1, -1);
     }
 
