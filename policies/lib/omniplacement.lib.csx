@@ -1161,8 +1161,9 @@ internal sealed class OmniLayerSolver
     private readonly int[] _recvStart;
     private readonly int[] _recvSlot;
     private readonly double[] _recvShare;
-    private readonly int[] _rowCount;     // MeasureRow: replicas per expert
-    private readonly int[] _rowDevice;    // MeasureRow: the last device seen holding each expert
+    private readonly int[] _rowCount;     // MeasureRow: replicas per expert; CrossNodeShare: nodes per expert
+    private readonly int[] _rowDevice;    // MeasureRow: last device seen holding each expert; CrossNodeShare: last node
+    private readonly double[] _remoteShare; // [nodes + 1] share of an expert's tokens sent off-node when n nodes hold it
 
     public OmniLayerSolver(Topology topology, int experts, int scenarios, OmniPlacementSettings settings, int groups)
     {
@@ -1233,6 +1234,12 @@ internal sealed class OmniLayerSolver
         _recvShare = new double[2 * ReceiverCount * _s];
         _rowCount = new int[_e];
         _rowDevice = new int[_e];
+        _remoteShare = new double[_nodes + 1];
+        for (var n = 0; n <= _nodes; n++)
+        {
+            _remoteShare[n] = 1.0 - ((double)n / _nodes);
+        }
+
         var candidates = 2 * _s * 5;
         _cKind = new Candidate[candidates];
         _cBound = new double[candidates];
@@ -1425,18 +1432,21 @@ internal sealed class OmniLayerSolver
 
         Array.Clear(_rowCount);
         Array.Fill(_rowDevice, -1);
-        for (var slot = 0; slot < _row.Length; slot++)
+        for (var device = 0; device < _d; device++)
         {
-            var x = row[slot];
-            if (x < 0 ? x != -1 : x >= _e || _rowDevice[x] == slot / _s)
+            for (var slot = device * _s; slot < (device + 1) * _s; slot++)
             {
-                return double.NaN; // not an expert, or two replicas of one expert on a device
-            }
+                var x = row[slot];
+                if (x < 0 ? x != -1 : x >= _e || _rowDevice[x] == device)
+                {
+                    return double.NaN; // not an expert, or two replicas of one expert on a device
+                }
 
-            if (x >= 0)
-            {
-                _rowDevice[x] = slot / _s;
-                _rowCount[x]++;
+                if (x >= 0)
+                {
+                    _rowDevice[x] = device;
+                    _rowCount[x]++;
+                }
             }
         }
 
@@ -1513,18 +1523,20 @@ internal sealed class OmniLayerSolver
             return 0;
         }
 
-        var seen = new bool[_e * _nodes];
-        var nodesOf = new int[_e];
-        for (var slot = 0; slot < row.Length; slot++)
+        // Per expert, the nodes holding it: the slots are read device by device, so nodes come in ascending order and
+        // an expert is on a new node when the last node seen holding it is another one.
+        Array.Clear(_rowCount);
+        Array.Fill(_rowDevice, -1);
+        for (var device = 0; device < _d; device++)
         {
-            var x = row[slot];
-            if ((uint)x < (uint)_e)
+            var node = device / _devicesPerNode;
+            for (var slot = device * _s; slot < (device + 1) * _s; slot++)
             {
-                var key = (x * _nodes) + (slot / _s / _devicesPerNode);
-                if (!seen[key])
+                var x = row[slot];
+                if ((uint)x < (uint)_e && _rowDevice[x] != node)
                 {
-                    seen[key] = true;
-                    nodesOf[x]++;
+                    _rowDevice[x] = node;
+                    _rowCount[x]++;
                 }
             }
         }
@@ -1533,7 +1545,7 @@ internal sealed class OmniLayerSolver
         for (var e = 0; e < _e; e++)
         {
             total += _load[e];
-            remote += _load[e] * (1.0 - ((double)nodesOf[e] / _nodes));
+            remote += _load[e] * _remoteShare[_rowCount[e]];
         }
 
         return total > 0 ? remote / total : 0;
