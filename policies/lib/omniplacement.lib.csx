@@ -3348,6 +3348,11 @@ internal sealed class OmniLayerSolver
         {
             var now = current.Slice(first, slotsPerDevice);
             var device = row.Slice(first, slotsPerDevice);
+            if (device.SequenceEqual(now))
+            {
+                continue; // every slot keeps its expert already (most devices of a layer are not touched)
+            }
+
             device.CopyTo(wanted);
             taken.Clear();
             kept.Clear();
