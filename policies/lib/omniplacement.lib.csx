@@ -502,12 +502,8 @@ internal sealed class OmniLoadSignals
         for (var c = 0; c < chunkCount; c++)
         {
             lengths[c] = (int)(((long)(c + 1) * n / chunkCount) - ((long)c * n / chunkCount));
-            var inv = lengths[c] > 0 ? 1f / lengths[c] : 0f;
             var span = chunks.AsSpan(c * size, size);
-            for (var i = 0; i < size; i++)
-            {
-                span[i] *= inv;
-            }
+            Scale(span, lengths[c] > 0 ? 1f / lengths[c] : 0f, span);
         }
 
         var predicted = Buffer(reuse?.Predicted, size);
@@ -527,11 +523,7 @@ internal sealed class OmniLoadSignals
                 break;
             default:
                 // Bias-corrected EMA (the zero seed's weight is divided out).
-                var norm = (float)(1.0 / (1.0 - Math.Pow(keep, n)));
-                for (var i = 0; i < size; i++)
-                {
-                    predicted[i] = ema[i] * norm;
-                }
+                Scale(ema, (float)(1.0 / (1.0 - Math.Pow(keep, n))), predicted);
 
                 if (settings.Predictor == OmniPredictor.Trend && chunkCount >= 2)
                 {
@@ -545,15 +537,46 @@ internal sealed class OmniLoadSignals
         {
             for (var c = 0; c < chunkCount; c++)
             {
-                var span = chunks.AsSpan(c * size, size);
-                for (var i = 0; i < size; i++)
-                {
-                    span[i] = Math.Max(0f, (2 * predicted[i]) - span[i]);
-                }
+                Mirror(predicted, chunks.AsSpan(c * size, size));
             }
         }
 
         return new OmniLoadSignals(history.Layers, history.Experts, k, n, predicted, chunks, ema);
+    }
+
+    /// <summary>target = source x factor, element by element (the passes over whole signals are vectorised).</summary>
+    private static void Scale(ReadOnlySpan<float> source, float factor, Span<float> target)
+    {
+        var width = Vector<float>.Count;
+        var i = 0;
+        for (; i <= source.Length - width; i += width)
+        {
+            (new Vector<float>(source.Slice(i)) * factor).CopyTo(target.Slice(i));
+        }
+
+        for (; i < source.Length; i++)
+        {
+            target[i] = source[i] * factor;
+        }
+    }
+
+    /// <summary>
+    /// A chunk mirrored forward around the prediction: max(0, 2 x predicted - chunk), element by element
+    /// (Vector.Max treats NaN and -0 as Math.Max does).
+    /// </summary>
+    private static void Mirror(ReadOnlySpan<float> predicted, Span<float> chunk)
+    {
+        var width = Vector<float>.Count;
+        var i = 0;
+        for (; i <= chunk.Length - width; i += width)
+        {
+            Vector.Max(Vector<float>.Zero, (new Vector<float>(predicted.Slice(i)) * 2f) - new Vector<float>(chunk.Slice(i))).CopyTo(chunk.Slice(i));
+        }
+
+        for (; i < chunk.Length; i++)
+        {
+            chunk[i] = Math.Max(0f, (2 * predicted[i]) - chunk[i]);
+        }
     }
 
     private static float[] Buffer(float[]? previous, int length)
