@@ -525,7 +525,8 @@ internal sealed partial class OmniLayerSolver
 
         // The orders start from the previous ones: the sort's result does not depend on where it starts (loads
         // descending, then devices ascending, is a total order), and after a rolled-back kick (StartFromRow of the
-        // snapshot) the previous order is nearly the new one, which the insertion sort then passes over once.
+        // snapshot) the previous order is nearly the new one, which the insertion sort then passes over once. On a
+        // new layer (LoadLayer) the scenarios after the first start from the first one's order instead.
         Refresh(-1, -1);
     }
 
@@ -536,6 +537,12 @@ internal sealed partial class OmniLayerSolver
         {
             var order = _order.AsSpan(k * _d, _d);
             var loads = _dev.AsSpan(k * _d, _d);
+            if (_newLayer && k > 0)
+            {
+                // A new layer's scenarios are alike: scenario 0's order is nearer to this one's than the last layer's.
+                _order.AsSpan(0, _d).CopyTo(order);
+            }
+
             for (var i = 1; i < order.Length; i++)
             {
                 var v = order[i];
@@ -551,6 +558,8 @@ internal sealed partial class OmniLayerSolver
 
             _peak[k] = loads[order[0]];
         }
+
+        _newLayer = false;
 
         _objective = BalanceObjective(_peak);
     }

@@ -49,6 +49,7 @@ internal sealed partial class OmniLayerSolver
     private readonly double[] _dev;      // [k1 * d]
     private readonly double[] _devW;     // [d]
     private readonly int[] _order;       // [k1 * d] devices by load, descending, per scenario
+    private bool _newLayer;              // the orders are still another layer's (SortOrders)
     private readonly double[] _peak;     // [k1]
     private int _used;
     private double _objective;
@@ -252,6 +253,7 @@ internal sealed partial class OmniLayerSolver
         _bestEp = total / _d;
         _slack = 1e-9 * Math.Max(_bestEp, 1e-12);
         _predictedMean = predicted / _d;
+        _newLayer = true;
         AssignGroupHomes();
     }
 
