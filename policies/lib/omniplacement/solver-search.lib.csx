@@ -401,12 +401,13 @@ internal sealed partial class OmniLayerSolver
         _srcReceivers[source] = receivers;
         _srcSlotsReady[source] = false;
         var boundBase = 0.0;
-        var heaviest = 0.0;
         var commUnit = _commWeight > 0 ? _commWeight * ((1.0 / _nodes) + (_affinity ? 1 : 0)) / _d : 0;
         if (receivers > 0 && !_percentile)
         {
             // One bound for every swap of a replica: a and all receivers marked at once, the warmest receiver's
-            // weight, the heaviest occupant's load; where a is the peak, it falls at most to its load without x.
+            // weight, the layer's heaviest expert's load as the partner's (the comm term is small, so a tighter bound
+            // from the receivers' occupants saves fewer screens than reading them costs); where a is the peak, it falls
+            // at most to its load without x.
             _stamp++;
             _mark[a] = _stamp;
             var warmest = 0.0;
@@ -416,14 +417,6 @@ internal sealed partial class OmniLayerSolver
                 var b = _recvDevice[rb + r];
                 _mark[b] = _stamp;
                 warmest = Math.Max(warmest, _devW[b]);
-                for (var lj = 0; lj < _s; lj++)
-                {
-                    var y = _row[(b * _s) + lj];
-                    if (y >= 0)
-                    {
-                        heaviest = Math.Max(heaviest, _load[y]);
-                    }
-                }
             }
 
             boundBase = GainBound(_devW[a] + warmest, 0);
@@ -448,7 +441,7 @@ internal sealed partial class OmniLayerSolver
             var index = ((source * _s) + li) * 4;
             if (receivers > 0)
             {
-                var bound = _percentile ? 0 : (SwapBoundOf(a, x, boundBase) + (commUnit * 2 * (_load[x] + heaviest))) / 2;
+                var bound = _percentile ? 0 : (SwapBoundOf(a, x, boundBase) + (commUnit * 2 * (_load[x] + _heaviest))) / 2;
                 AddCandidate(Candidate.Screen, bound, source, x, i, -1, index);
             }
 

@@ -36,6 +36,7 @@ internal sealed partial class OmniLayerSolver
     private readonly double[] _load;     // [k1 * e] per-step load of each expert in each scenario
     private readonly double[] _uw;       // [e] scenario-weighted load
     private readonly int[] _home;        // [e] home node of the expert's group (affinity), else -1
+    private double _heaviest;            // the highest predicted expert load
     private double _bestEp;
     private double _slack;
     private double _predictedMean;
@@ -238,8 +239,10 @@ internal sealed partial class OmniLayerSolver
         }
 
         double total = 0;
+        _heaviest = 0;
         for (var e = 0; e < _e; e++)
         {
+            _heaviest = Math.Max(_heaviest, _load[e]);
             double v = 0;
             for (var k = 0; k < _k1; k++)
             {
