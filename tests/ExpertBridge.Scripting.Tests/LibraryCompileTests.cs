@@ -11,6 +11,10 @@ public class LibraryCompileTests
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
+    /// <summary>A library file with an internal type: <c>Shift.Of(value)</c> is <c>value + add</c>.</summary>
+    private static string ShiftLibrary(int add) =>
+        $"internal static class Shift\n{{\n    internal static int Of(int value) => value + {add};\n}}\n";
+
     [Fact]
     public async Task Reload_ScriptEdited_CompilesTheScriptOnly_LibraryEdited_CompilesBoth()
     {
@@ -100,12 +104,7 @@ public class LibraryCompileTests
     public async Task Open_LibraryInternalType_UsableFromTheScript()
     {
         using var files = new PolicyFiles();
-        files.Write("lib/shift.lib.csx", """
-            internal static class Shift
-            {
-                internal static int Of(int value) => value + 1;
-            }
-            """);
+        files.Write("lib/shift.lib.csx", ShiftLibrary(1));
         var path = files.Write("internal.csx", """
             // uses an internal library type
             #load "lib/shift.lib.csx"
@@ -124,12 +123,7 @@ public class LibraryCompileTests
     public async Task Open_LibraryFilesLoadingEachOther_CompiledOnceAsOneLibrary()
     {
         using var files = new PolicyFiles();
-        files.Write("lib/parts/shift.lib.csx", """
-            internal static class Shift
-            {
-                internal static int Of(int value) => value + 2;
-            }
-            """);
+        files.Write("lib/parts/shift.lib.csx", ShiftLibrary(2));
         files.Write("lib/rotate.lib.csx", "#load \"parts/shift.lib.csx\"\n" + PolicyFiles.RotateLibrary.Replace("_shift = shift;", "_shift = Shift.Of(shift) - 2;", StringComparison.Ordinal));
         const string Script = "// a library split into files\n#load \"lib/rotate.lib.csx\"\nreturn new RotatePolicy(Shift.Of(1));\n";
         var path = files.Write("split.csx", Script);
@@ -142,7 +136,7 @@ public class LibraryCompileTests
         Assert.Equal((2, 1), (host.Compiler!.Compilations, host.Compiler.LibraryCompilations));
 
         // An edit of the nested file compiles the library again.
-        files.Write("lib/parts/shift.lib.csx", "internal static class Shift { internal static int Of(int value) => value + 3; }\n");
+        files.Write("lib/parts/shift.lib.csx", ShiftLibrary(3));
         Assert.Equal(PolicyReloadStatus.Loaded, (await host.ReloadAsync(Token)).Status);
         Assert.Equal("rotated by 6", host.Invoke(PolicyFiles.Context()).Reason); // Of(2) = 5 in the script, Of(5) - 2 in the library
         Assert.Equal((3, 2), (host.Compiler.Compilations, host.Compiler.LibraryCompilations));
