@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
@@ -12,9 +13,13 @@ using ExpertBridge.Scripting;
 //       the library compiled in (with its defaults, omniplacement.csx's header values), for quick A/B of the library.
 //   static [--cases=...] [--window=N] [--script=NAME] [key=value ...]
 //       fits the script and EPLB on one window and scores both on that window, layer by layer.
-//   cpu    [--cases=...] [--cadences=...] [key=value ...]
+//   cpu    [--cases=...] [--cadences=...] [--host=1 [--script=NAME]] [key=value ...]
 //       thread CPU time of each decision of one policy instance over a replay, the library compiled in with its
-//       defaults (which are omniplacement.csx's header values); key=value pairs override them.
+//       defaults (which are omniplacement.csx's header values); key=value pairs override them. With --host=1 the
+//       script itself, compiled and loaded by the scripting host as a host runs it (wall time per call, since the host
+//       calls the policy on a worker thread: pin the process to one idle core). The runtime does not tier code in
+//       collectible contexts: a script's methods are compiled fully optimised at their first call, whatever the
+//       process's tiering settings, so --host=1 needs no DOTNET_TieredCompilation=0 to measure optimised code.
 //   steady [--cases=...] [--repeat=N] [--only=steady|cold] [key=value ...]
 //       thread CPU time of OmniPlacementBenchmarks' calls (a fresh instance per call, window 100): the rebalance at
 //       step 500 from the policy's own placement of step 400 (steady) and the first one at step 100 (cold). The last
@@ -118,7 +123,9 @@ switch (mode)
             foreach (var (w, i) in cadences)
             {
                 var times = new List<double>();
-                var policy = new OmniPlacementPolicy(new PolicyOptions(overrides, "command line"));
+                var viaHost = Flag("host") == "1";
+                using var host = viaHost ? Open(script, overrides) : null;
+                IPlacementPolicy policy = host ?? (IPlacementPolicy)new OmniPlacementPolicy(new PolicyOptions(overrides, "command line"));
                 var current = TrivialPolicy.Build(c.Topology, trace.Layers, trace.Experts);
                 var history = new LoadHistory(trace.Layers, trace.Experts, w);
                 var recorded = 0;
@@ -130,9 +137,9 @@ switch (mode)
                     }
 
                     var context = new PolicyContext(c.Topology, history, current, null, c.Groups, null, step);
-                    var start = ThreadClock.Milliseconds();
+                    var start = viaHost ? Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency : ThreadClock.Milliseconds();
                     current = policy.Decide(context).Placement ?? current;
-                    times.Add(ThreadClock.Milliseconds() - start);
+                    times.Add((viaHost ? Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency : ThreadClock.Milliseconds()) - start);
                 }
 
                 var later = times.Skip(1).Order().ToList();

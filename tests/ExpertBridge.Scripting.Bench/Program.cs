@@ -146,6 +146,8 @@ internal static class Program
             Row("warm, library edited: reload after an edit of every #load'ed file", warmLibrary);
             Row("cold, library cached: an edited script in a fresh process, library in the disk cache", coldLibrary);
             Row("cached: reload of cached content (cache read + load + swap)", cached);
+            Console.WriteLine("samples in order (ms):");
+            s_sequences.ForEach(line => Console.WriteLine("  " + line));
             return 0;
         }
         finally
@@ -266,6 +268,9 @@ internal static class Program
         }
     }
 
+    // Each row's samples in the order they were taken (tiering and caches make a sequence tell more than a median).
+    private static readonly List<string> s_sequences = [];
+
     private static void Row(string name, List<double> values)
     {
         if (values.Count == 0)
@@ -273,6 +278,7 @@ internal static class Program
             return;
         }
 
+        s_sequences.Add(string.Create(CultureInfo.InvariantCulture, $"{name}: {string.Join(", ", values.Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))}"));
         values.Sort();
         var median = values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {median:F0} | {values[0]:F0} | {values[^1]:F0} | {values.Count} |"));
