@@ -6,8 +6,8 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 d=$(mktemp -d); tar xJf artifacts/scripting-composite.txz -C "$d"
 b="$d/ebcomp/ExpertBridge.Scripting.Bench"
 R=$PWD
-for round in 1 2; do
-for cfg in default pgo0 delay0 tc0 pgo0delay0; do
+for round in 1 2 3; do
+for cfg in ${CONFIGS:-default pgo0 delay0 tc0 pgo0delay0}; do
   env=()
   case $cfg in
     pgo0) env=(DOTNET_TieredPGO=0);;
