@@ -33,7 +33,7 @@ public sealed record PolicyCheckResult(
 }
 
 /// <summary>
-/// <c>policy check</c>: compiles a script (always, so warnings show; the script and its library also fill the cache), runs the API
+/// <c>policy check</c>: compiles a script (always, with nullable flow analysis, so every warning shows; the script and its library also fill the cache), runs the API
 /// guard, loads it into its own context, calls it twice through the safe invoker on a small synthetic case (two
 /// nodes, a skewed and drifting load; the second call starts from the first call's placement), validates what it
 /// returns, and unloads it.
@@ -48,7 +48,7 @@ public static class PolicyCheck
         var logger = options.LoggerFactory.CreateLogger("ExpertBridge.Scripting.PolicyCheck");
         var clock = Stopwatch.StartNew();
         var sources = PolicySourceSet.Read(scriptPath);
-        var compiled = PolicyResolver.CreateCompiler(options).Compile(sources, useCache: false, cancellation);
+        var compiled = PolicyResolver.CreateCompiler(options with { NullableWarnings = true }).Compile(sources, useCache: false, cancellation);
         var path = sources.MainPath;
         var description = sources.Header.Description;
         if (!compiled.Success)

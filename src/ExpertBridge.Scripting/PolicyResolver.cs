@@ -84,6 +84,6 @@ public static class PolicyResolver
     {
         var logger = options.LoggerFactory.CreateLogger("ExpertBridge.Scripting.PolicyCompiler");
         var cache = options.UseCache ? new CompiledPolicyCache(options.EffectiveCacheDirectory, logger) : null;
-        return new PolicyScriptCompiler(cache, logger);
+        return new PolicyScriptCompiler(cache, logger, options.NullableWarnings);
     }
 }

@@ -1,3 +1,5 @@
+using System.Reflection.Metadata;
+using System.Reflection.PortableExecutable;
 using ExpertBridge.Core;
 using ExpertBridge.Core.Policies;
 
@@ -309,5 +311,42 @@ public class ScriptCompileTests
         File.AppendAllText(Path.Combine(files.Policies, "lib", "rotate.lib.csx"), " ");
 
         Assert.NotEqual(before, PolicyScriptCompiler.CacheKey(PolicySourceSet.Read(path)));
+    }
+
+    [Fact]
+    public void NullableWarnings_OnlyOnRequestAndInCheck_TheImageIsTheSameEitherWay()
+    {
+        using var files = new PolicyFiles();
+        var path = files.Write("nullable.csx", PolicyFiles.PolicyScript("""
+                public PolicyDecision Decide(PolicyContext context)
+                {
+                    string? reason = context.Step > 1_000_000 ? null : "kept";
+                    return PolicyDecision.Keep(reason.Length > 0 ? reason : "empty");
+                }
+            """));
+        var sources = PolicySourceSet.Read(path);
+
+        var quiet = PolicyResolver.CreateCompiler(files.Options()).Compile(sources, useCache: false, Token);
+        var warned = PolicyResolver.CreateCompiler(files.Options() with { NullableWarnings = true }).Compile(sources, useCache: false, Token);
+        var check = PolicyCheck.Run(path, files.Options(), Token);
+
+        Assert.True(quiet.Success && warned.Success && check.Success, string.Join("; ", check.Lines));
+        Assert.DoesNotContain(quiet.Diagnostics, d => d.Id == "CS8602");
+        Assert.Contains(warned.Diagnostics, d => d.Id == "CS8602"); // reason may be null where it is dereferenced
+        Assert.Contains(check.Diagnostics, d => d.Id == "CS8602");
+        Assert.Equal(MethodBodies(warned.Image!.Bytes), MethodBodies(quiet.Image!.Bytes)); // the same code (the PDBs record the option)
+        Assert.NotEmpty(MethodBodies(quiet.Image.Bytes));
+    }
+
+    /// <summary>Each method of an image with its IL, in metadata order.</summary>
+    private static List<string> MethodBodies(byte[] image)
+    {
+        using var pe = new PEReader(new MemoryStream(image, writable: false));
+        var md = pe.GetMetadataReader();
+        return
+        [
+            .. md.MethodDefinitions.Select(md.GetMethodDefinition).Where(m => m.RelativeVirtualAddress != 0)
+                .Select(m => $"{md.GetString(m.Name)}: {Convert.ToHexString(pe.GetMethodBody(m.RelativeVirtualAddress).GetILBytes()!)}"),
+        ];
     }
 }

@@ -161,6 +161,12 @@ internal sealed class PolicyLibrary
 /// <summary>What scripts and libraries are compiled with: implicit imports, references, and the options.</summary>
 internal sealed record ScriptCompileSettings(IReadOnlyList<string> Imports, ImmutableArray<MetadataReference> References)
 {
+    /// <summary>
+    /// Nullable flow analysis and its warnings; without it the nullable annotations are still compiled (the code is
+    /// the same), and the compile is shorter (<see cref="ScriptingOptions.NullableWarnings"/>).
+    /// </summary>
+    public bool NullableWarnings { get; init; }
+
     public CSharpCompilationOptions Options(OutputKind kind, string? scriptClassName) => new(
         kind,
         scriptClassName: scriptClassName ?? WellKnownMemberNames.DefaultScriptClassName,
@@ -168,6 +174,6 @@ internal sealed record ScriptCompileSettings(IReadOnlyList<string> Imports, Immu
         optimizationLevel: OptimizationLevel.Release,
         checkOverflow: false,
         allowUnsafe: false,
-        nullableContextOptions: NullableContextOptions.Enable,
+        nullableContextOptions: NullableWarnings ? NullableContextOptions.Enable : NullableContextOptions.Annotations,
         deterministic: true);
 }

@@ -28,7 +28,8 @@ internal sealed record PolicyCompilation(
 /// <summary>
 /// Compiles policy scripts with Roslyn to bytes: a script compilation (the <c>.csx</c> dialect, <c>#load</c>
 /// resolved from the files already read) whose result is an <see cref="IPlacementPolicy"/> and whose globals are
-/// <see cref="PolicyScriptGlobals"/>; Release, nullable enabled, no unsafe code, embedded PDB and sources (so stack
+/// <see cref="PolicyScriptGlobals"/>; Release, nullable annotations on (flow analysis and its warnings on request:
+/// <see cref="ScriptingOptions.NullableWarnings"/>), no unsafe code, embedded PDB and sources (so stack
 /// traces name script lines). References are fixed: the BCL and ExpertBridge.Core. The API guard runs on every
 /// compilation. Images are cached on disk by a key over every source byte, the compiler, the runtime and the
 /// contract and host assemblies. One compile at a time: Roslyn's allocations are large.
@@ -56,14 +57,16 @@ internal sealed class PolicyScriptCompiler
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private readonly PolicyLibraryCompiler _libraries = new();
+    private readonly ScriptCompileSettings _settings;
     private long _compilations;
     private long _libraryCompilations;
     private long _guardWalks;
 
-    public PolicyScriptCompiler(CompiledPolicyCache? cache, ILogger logger)
+    public PolicyScriptCompiler(CompiledPolicyCache? cache, ILogger logger, bool nullableWarnings = false)
     {
         _cache = cache;
         _logger = logger;
+        _settings = s_settings.Value with { NullableWarnings = nullableWarnings };
     }
 
     /// <summary>Script compilations run so far (cache hits do not count; libraries are counted apart): what tests observe.</summary>
@@ -105,13 +108,13 @@ internal sealed class PolicyScriptCompiler
         lock (_gate)
         {
             Interlocked.Increment(ref _compilations);
-            var (library, libraryCompiled) = _libraries.Get(sources, s_environmentKey.Value, s_settings.Value, _cache, useCache, _logger, ref _guardWalks, cancellation);
+            var (library, libraryCompiled) = _libraries.Get(sources, s_environmentKey.Value, _settings, _cache, useCache, _logger, ref _guardWalks, cancellation);
             if (libraryCompiled)
             {
                 Interlocked.Increment(ref _libraryCompilations);
             }
 
-            var (image, diagnostics) = CompileCore(sources, key, library, ref _guardWalks, cancellation);
+            var (image, diagnostics) = CompileCore(sources, key, library, _settings, ref _guardWalks, cancellation);
             if (image is not null && _cache is not null)
             {
                 _cache.Write(key, image);
@@ -126,9 +129,8 @@ internal sealed class PolicyScriptCompiler
     /// library's assembly (its <c>#load</c> directives then read empty files).
     /// </summary>
     private static (PolicyImage? Image, List<ScriptDiagnostic> Diagnostics) CompileCore(
-        PolicySourceSet sources, string key, PolicyLibrary? library, ref long guardWalks, CancellationToken cancellation)
+        PolicySourceSet sources, string key, PolicyLibrary? library, ScriptCompileSettings settings, ref long guardWalks, CancellationToken cancellation)
     {
-        var settings = s_settings.Value;
         var options = settings.Options(OutputKind.DynamicallyLinkedLibrary, ScriptClassName)
             .WithSourceReferenceResolver(new PolicySourceResolver(sources, library));
         var compilation = CSharpCompilation.CreateScriptCompilation(
