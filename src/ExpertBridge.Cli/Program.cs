@@ -1,3 +1,5 @@
+using ExpertBridge.Scripting;
+
 namespace ExpertBridge.Cli;
 
 /// <summary>Entry point: runs <see cref="Cli"/> on the console; Ctrl+C cancels the running verb.</summary>
@@ -12,6 +14,9 @@ internal static class Program
             cancel.Cancel();
         };
 
+        // Before any work: a restart compiles ahead, on spare cores, what this build's last start jitted (Roslyn's
+        // generic code above all); see JitStartupProfile.
+        JitStartupProfile.Start("cli", typeof(Program).Assembly);
         return Cli.Run(args, Console.Out, Console.Error, new CliServices { Cancellation = cancel.Token });
     }
 }

@@ -8,6 +8,7 @@ namespace ExpertBridge.Scripting.Bench;
 /// <summary>
 /// Measures what an operator waits for after editing a policy script:
 /// cold  - the first compile + load in a fresh process (Roslyn not yet loaded or jitted), one child process per run;
+/// cold, JIT profile - the same with the multicore JIT profile an earlier start recorded (a host restarted after an edit);
 /// warm  - a reload of an edited script in a running host (compile + load + atomic swap + drain of the old version);
 ///         the script's library (its #load'ed type declarations) is unchanged, so it is not compiled again;
 /// warm, library edited - the same after an edit of every file the script #loads, directly or not (the library is
@@ -25,7 +26,7 @@ internal static class Program
         {
             if (args.Length >= 2 && args[0] == "--cold-once")
             {
-                return await ColdOnceAsync(args[1], Option(args, "--cache"));
+                return await ColdOnceAsync(args[1], Option(args, "--cache"), Option(args, "--jit-profile"));
             }
 
             if (args.Length >= 2 && args[0] == "--check")
@@ -63,8 +64,15 @@ internal static class Program
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 
-    private static async Task<int> ColdOnceAsync(string script, string? cache)
+    private static async Task<int> ColdOnceAsync(string script, string? cache, string? jitProfile)
     {
+        if (jitProfile is not null)
+        {
+            // As a host's entry point does: the profile lives in a cache directory of its own here, so that the
+            // compile itself stays uncached.
+            JitStartupProfile.Start("bench", typeof(Program).Assembly, new ScriptingOptions { CacheDirectory = jitProfile });
+        }
+
         var clock = Stopwatch.StartNew();
         var options = cache is null ? new ScriptingOptions { UseCache = false } : new ScriptingOptions { CacheDirectory = cache };
         using var host = await PolicyResolver.OpenAsync(script, options);
@@ -79,9 +87,13 @@ internal static class Program
         {
             var script = PrepareScript(given, work);
             var cold = new List<double>();
+            var coldProfiled = new List<double>();
+            var profiles = Path.Combine(work, "jit-profile");
+            RunChild(script, jitProfile: profiles); // records the profile the measured runs replay
             for (var i = 0; i < runs; i++)
             {
                 cold.Add(RunChild(script));
+                coldProfiled.Add(RunChild(script, jitProfile: profiles));
             }
 
             var original = File.ReadAllText(script);
@@ -142,6 +154,7 @@ internal static class Program
             Console.WriteLine("| case | median ms | min ms | max ms | runs |");
             Console.WriteLine("|---|---|---|---|---|");
             Row("cold: first compile + load in a fresh process", cold);
+            Row("cold, JIT profile of an earlier start (JitStartupProfile)", coldProfiled);
             Row("warm: reload of an edited script (compile + load + swap)", warm);
             Row("warm, library edited: reload after an edit of every #load'ed file", warmLibrary);
             Row("cold, library cached: an edited script in a fresh process, library in the disk cache", coldLibrary);
@@ -176,7 +189,7 @@ internal static class Program
         return ms;
     }
 
-    private static double RunChild(string script, string? cache = null)
+    private static double RunChild(string script, string? cache = null, string? jitProfile = null)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!)
         {
@@ -195,6 +208,12 @@ internal static class Program
         {
             start.ArgumentList.Add("--cache");
             start.ArgumentList.Add(cache);
+        }
+
+        if (jitProfile is not null)
+        {
+            start.ArgumentList.Add("--jit-profile");
+            start.ArgumentList.Add(jitProfile);
         }
         using var child = Process.Start(start)!;
         var output = child.StandardOutput.ReadToEnd();

@@ -80,6 +80,10 @@ internal sealed class PolicyScriptCompiler
 
     public CompiledPolicyCache? Cache => _cache;
 
+    /// <summary>16 hex digits over the compile environment: the compiler, the runtime, the contract and host assemblies.</summary>
+    internal static string EnvironmentFingerprint =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(s_environmentKey.Value)))[..16];
+
     /// <summary>The cache key of <paramref name="sources"/>: SHA-256 over its content hash and the environment.</summary>
     public static string CacheKey(PolicySourceSet sources)
     {
