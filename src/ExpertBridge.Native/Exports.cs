@@ -367,6 +367,10 @@ public static unsafe class Exports
             }
 
             *outBridge = (nint)s_bridges.Add(embedded);
+
+            // The start-up work (the policies' first compile) is done: write the JIT profile now, since a native
+            // process may end without the runtime shutting down, which is when it would be written otherwise.
+            ExpertBridge.Scripting.JitStartupProfile.Save();
             return (int)Status.Ok;
         }
         catch (Exception ex)

@@ -15,6 +15,11 @@ namespace ExpertBridge.Scripting;
 /// The runtime's setting is process-wide, so the hosts' entry points call <see cref="Start"/> (the CLI, the C ABI),
 /// not the library; an embedder with its own .NET process may call it the same way, once, early.
 /// </para>
+/// <para>
+/// The runtime writes the profile when it shuts down. A native process that embeds the runtime (the C ABI) may exit
+/// without that, so such a host calls <see cref="Save"/> once its start-up work is done; that also keeps the profile
+/// to what a start needs.
+/// </para>
 /// </summary>
 public static class JitStartupProfile
 {
@@ -73,5 +78,17 @@ public static class JitStartupProfile
         ProfileOptimization.SetProfileRoot(directory);
         ProfileOptimization.StartProfile(name);
         return Path.Combine(directory, name);
+    }
+
+    /// <summary>
+    /// Writes the profile now and stops recording (no-op unless <see cref="Start"/> started one and it was not saved
+    /// yet). Call it when the host's start-up work is done.
+    /// </summary>
+    public static void Save()
+    {
+        if (Interlocked.CompareExchange(ref s_started, 2, 1) == 1)
+        {
+            ProfileOptimization.StartProfile(null);
+        }
     }
 }

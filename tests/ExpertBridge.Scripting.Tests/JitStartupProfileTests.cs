@@ -35,5 +35,11 @@ public class JitStartupProfileTests
         Assert.False(File.Exists(staleBuild));
         Assert.True(File.Exists(otherHost));
         Assert.Null(JitStartupProfile.Start("test", host, files.Options()));
+
+        JitStartupProfile.Save(); // written now, not at the process's end
+        Assert.True(File.Exists(path));
+        var written = File.GetLastWriteTimeUtc(path);
+        JitStartupProfile.Save(); // once
+        Assert.Equal(written, File.GetLastWriteTimeUtc(path));
     }
 }
