@@ -70,7 +70,7 @@ public static class JitStartupProfile
             return null;
         }
 
-        if (Interlocked.Exchange(ref s_started, 1) != 0)
+        if (Interlocked.CompareExchange(ref s_started, 1, 0) != 0)
         {
             return null;
         }
