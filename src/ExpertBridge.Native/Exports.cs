@@ -32,15 +32,14 @@ public static unsafe class Exports
         try
         {
             s_setError = setError;
-            if (abiVersion == AbiVersion)
+            if (abiVersion != AbiVersion)
             {
-                // Once per process, before the first bridge compiles its policies (see JitStartupProfile).
-                ExpertBridge.Scripting.JitStartupProfile.Start("c-abi", typeof(Exports).Assembly);
+                return Fail("eb_initialize", new ExportException(Status.RuntimeUnavailable, "libexpertbridge.so", $"the shim speaks ABI {abiVersion}, ExpertBridge.Native.dll speaks ABI {AbiVersion}; rebuild both from one tree"));
             }
 
-            return abiVersion == AbiVersion
-                ? (int)Status.Ok
-                : Fail("eb_initialize", new ExportException(Status.RuntimeUnavailable, "libexpertbridge.so", $"the shim speaks ABI {abiVersion}, ExpertBridge.Native.dll speaks ABI {AbiVersion}; rebuild both from one tree"));
+            // Once per process, before the first bridge compiles its policies (see JitStartupProfile).
+            ExpertBridge.Scripting.JitStartupProfile.Start("c-abi", typeof(Exports).Assembly);
+            return (int)Status.Ok;
         }
         catch (Exception ex)
         {

@@ -9,7 +9,7 @@ namespace ExpertBridge.Scripting;
 /// first compile in a fresh process spends a large part of its time in the JIT. With a profile, the runtime records
 /// which methods a start jitted, and on the next start of the same build compiles them ahead, on background threads,
 /// while the host reads its config and policies. The profile lives in the compile cache
-/// (<c>CACHE/jit/HOST-BUILD.jitprofile</c>, one per host and build; profiles of other builds of that host are
+/// (<c>CACHE/jit/HOST.BUILD.jitprofile</c>, one per host and build; profiles of other builds of that host are
 /// deleted), so it follows the cache's settings. It helps a restart; the very first start of a build has no profile.
 /// <para>
 /// The runtime's setting is process-wide, so the hosts' entry points call <see cref="Start"/> (the CLI, the C ABI),
@@ -51,18 +51,14 @@ public static class JitStartupProfile
 
         var directory = Path.Combine(options.EffectiveCacheDirectory, "jit");
         var build = $"{PolicyScriptCompiler.EnvironmentFingerprint}-{hostAssembly.ManifestModule.ModuleVersionId.ToString("N")[..8]}";
-        var name = $"{host}-{build}{Extension}";
+        // HOST.BUILD: host names hold no dot, so HOST.* names this host's profiles and no other host's.
+        var name = $"{host}.{build}{Extension}";
         try
         {
             Directory.CreateDirectory(directory);
-            // HOST-FINGERPRINT-MVID: two dashes more than the host's name, so that a host whose name starts with this
-            // one's keeps its profile.
-            foreach (var stale in Directory.EnumerateFiles(directory, $"{host}-*{Extension}"))
+            foreach (var stale in Directory.EnumerateFiles(directory, $"{host}.*{Extension}").Where(f => Path.GetFileName(f) != name))
             {
-                if (!string.Equals(Path.GetFileName(stale), name, StringComparison.Ordinal) && Path.GetFileName(stale).Count(c => c == '-') == host.Count(c => c == '-') + 2)
-                {
-                    File.Delete(stale);
-                }
+                File.Delete(stale);
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)

@@ -126,6 +126,7 @@ switch (mode)
                 var viaHost = Flag("host") == "1";
                 using var host = viaHost ? Open(script, overrides) : null;
                 IPlacementPolicy policy = host ?? (IPlacementPolicy)new OmniPlacementPolicy(new PolicyOptions(overrides, "command line"));
+                Func<double> clock = viaHost ? () => Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency : ThreadClock.Milliseconds;
                 var current = TrivialPolicy.Build(c.Topology, trace.Layers, trace.Experts);
                 var history = new LoadHistory(trace.Layers, trace.Experts, w);
                 var recorded = 0;
@@ -137,9 +138,9 @@ switch (mode)
                     }
 
                     var context = new PolicyContext(c.Topology, history, current, null, c.Groups, null, step);
-                    var start = viaHost ? Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency : ThreadClock.Milliseconds();
+                    var start = clock();
                     current = policy.Decide(context).Placement ?? current;
-                    times.Add((viaHost ? Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency : ThreadClock.Milliseconds()) - start);
+                    times.Add(clock() - start);
                 }
 
                 var later = times.Skip(1).Order().ToList();

@@ -12,8 +12,8 @@ public class JitStartupProfileTests
         using var files = new PolicyFiles();
         var jit = Path.Combine(files.Cache, "jit");
         Directory.CreateDirectory(jit);
-        var staleBuild = Path.Combine(jit, "test-0123456789abcdef-01234567.jitprofile");
-        var otherHost = Path.Combine(jit, "test-x-0123456789abcdef-01234567.jitprofile");
+        var staleBuild = Path.Combine(jit, "test.0123456789abcdef-01234567.jitprofile");
+        var otherHost = Path.Combine(jit, "test-x.0123456789abcdef-01234567.jitprofile");
         File.WriteAllText(staleBuild, "");
         File.WriteAllText(otherHost, "");
         var host = typeof(JitStartupProfileTests).Assembly;
@@ -31,7 +31,7 @@ public class JitStartupProfileTests
 
         Assert.NotNull(path);
         Assert.Equal(jit, Path.GetDirectoryName(path));
-        Assert.Matches("^test-[0-9a-f]{16}-[0-9a-f]{8}\\.jitprofile$", Path.GetFileName(path));
+        Assert.Matches("^test\\.[0-9a-f]{16}-[0-9a-f]{8}\\.jitprofile$", Path.GetFileName(path));
         Assert.False(File.Exists(staleBuild));
         Assert.True(File.Exists(otherHost));
         Assert.Null(JitStartupProfile.Start("test", host, files.Options()));
