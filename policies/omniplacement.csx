@@ -42,7 +42,9 @@
 // 25 ms of one core per DeepSeek-V3-scale steady-state rebalance (an idle Xeon core), about 100 ms for the first one
 // from the trivial placement; `scenarios = 0` (prediction only) makes it about twice as fast (1.4 to 3x by trace) and
 // keeps EPLB's Pareto targets on the trace suite except stable at (300, 300) (1.1471 against EPLB's 1.1441), losing
-// the per-scenario balance a bursty or switching workload can need.
+// the per-scenario balance a bursty or switching workload can need. Rebalancing in near real time (every 5 to 10
+// steps)? Set `ema-alpha = 0.2`: the default 0.05 lags the drift by more than such an interval. At a 5-step interval
+// it brings the modelled step latency to EPLB-in-hindsight level on DeepSeek-V3-like traces (docs/latency-model.md).
 //
 // @option name = omniplacement
 // @option mode = adaptive
