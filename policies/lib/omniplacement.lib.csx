@@ -11,7 +11,9 @@
 // plus a small cross-node dispatch term and a tie-breaker (per-scenario sum of squares) that lets the search leave a
 // plateau. Replica counts and device assignment are optimised together: a greedy start that picks the replica total
 // by packing, then a local search (swaps and moves between a peak device and cool ones, re-replication, drops, and
-// kicks: one more replica of the busiest expert plus the swaps that make room, kept only when the chain pays).
+// kicks: one more replica of the busiest expert plus the swaps that make room, kept only when the chain pays). Each
+// step first tries a cheap split (one more replica of an expert on the prediction's peak device, chosen on the
+// prediction alone, applied when its exact gain pays); the full candidate search runs only when that fails.
 // In adaptive mode the search starts from the placement in force; every slot write must buy a
 // predicted gain worth its bytes, a per-rebalance move budget is shared over layers by gain per write, a layer is
 // only searched while its predicted imbalance is above a trigger (with hysteresis), and a layer far from balance
