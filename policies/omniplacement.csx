@@ -1,12 +1,14 @@
 // omniplacement: OmniPlacement's full method: joint replica/placement search, robust to drift, movement-aware
 //
 // The idea, in the five parts of Huawei's OmniPlacement (see policies/lib/omniplacement.lib.csx for the algorithm):
-// 1. Joint optimisation. Replica counts and devices are chosen together: a greedy start (counts by largest
-//    per-replica load, LPT placement, never two replicas of one expert on one device) improved by local search:
-//    swaps and moves between the busiest device and cool ones, re-replication (a hot expert takes a redundant
-//    replica's slot), drops, and "kicks" (one more replica of the busiest expert, then the swaps that make room,
-//    kept only when the whole chain pays). FlashLB's counter-example (600,560,120,120,20,10,10,10 on 8 devices x 2
-//    slots) gets a busiest device of 196.7 here (the tests hold it to 205 or less); EPLB's decoupled greedy: 232.
+// 1. Joint optimisation. Replica counts and devices are chosen together: a greedy start (counts by largest per-replica
+//    load, LPT placement, never two replicas of one expert on one device) improved by local search: swaps and moves
+//    between the busiest device and cool ones, re-replication (a hot expert takes a redundant replica's slot), drops,
+//    and "kicks" (one more replica of the busiest expert, then the swaps that make room, kept only when the whole chain
+//    pays). The search runs on the prediction alone first (cheap), then on the whole objective below from there
+//    (kicking again only in layers still above 1.1), kept when it pays as a whole. FlashLB's counter-example
+//    (600,560,120,120,20,10,10,10 on 8 devices x 2 slots) gets a busiest device of 196.7 here (the tests hold it to 205
+//    or less); EPLB's decoupled greedy: 232.
 // 2. Robust objective. The predicted per-step load is a bias-corrected EMA of the recent series, so drift is
 //    tracked. The score is the prediction's busiest device plus, with weight `robust-weight`, the busiest device of
 //    each of `scenarios` chunks of the window mirrored into the future around the prediction
@@ -37,14 +39,15 @@
 // redundant-budget (-1 = every spare slot), split-above, move-budget, move-cost, trigger, release, rebuild-above,
 // comm-weight, group-affinity, mode (adaptive | static | refit), name.
 //
-// When to use: serving with a load monitor and periodic rebalances (every 25 to 300 steps); it beats EPLB's
-// imbalance at the same cadence with a fraction of its expert moves (docs/policy-evaluation.md). Cost: about 12 to
-// 25 ms of one core per DeepSeek-V3-scale steady-state rebalance (an idle Xeon core), about 100 ms for the first one
-// from the trivial placement; `scenarios = 0` (prediction only) makes it about twice as fast (1.4 to 3x by trace) and
-// keeps EPLB's Pareto targets on the trace suite except stable at (300, 300) (1.1471 against EPLB's 1.1441), losing
-// the per-scenario balance a bursty or switching workload can need. Rebalancing in near real time (every 5 to 10
-// steps)? Set `ema-alpha = 0.2`: the default 0.05 lags the drift by more than such an interval. At a 5-step interval
-// it brings the modelled step latency to EPLB-in-hindsight level on DeepSeek-V3-like traces (docs/latency-model.md).
+// When to use: serving with a load monitor and periodic rebalances (every 25 to 300 steps); it beats EPLB's imbalance
+// at the same cadence with a fraction of its expert moves (docs/policy-evaluation.md). Cost: the one-phase search took
+// about 10 to 22 ms of one idle Xeon core per DeepSeek-V3-scale steady-state rebalance; the two-phase search takes 0.70
+// to 0.84 of that (paired runs on a development VM: an estimated 8 to 16 ms), and well under 100 ms for the first one
+// from the trivial placement. `scenarios = 0` (prediction only) keeps EPLB's Pareto targets on the trace suite except
+// stable at (300, 300) (1.1471 against EPLB's 1.1441, measured before the split step), losing the per-scenario balance
+// a bursty or switching workload can need. Rebalancing in near real time (every 5 to 10 steps)? Set `ema-alpha = 0.2`:
+// the default 0.05 lags the drift by more than such an interval. At a 5-step interval it brings the modelled step
+// latency to EPLB-in-hindsight level on DeepSeek-V3-like traces (docs/latency-model.md).
 //
 // @option name = omniplacement
 // @option mode = adaptive

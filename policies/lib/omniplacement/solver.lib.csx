@@ -17,11 +17,13 @@ internal sealed partial class OmniLayerSolver
     private const int KickAttempts = 6;
     private const int KickFailures = 1;
     private const int KickRepairs = 6;
+    private const double PolishKickAbove = 1.1;
 
     private readonly int _e;
     private readonly int _d;
     private readonly int _s;
-    private readonly int _k1;
+    private int _k1;                     // the scenarios scored now: all of them, or 1 in a search's first phase
+    private readonly int _scenarioRows;  // scenarios + 1
     private readonly int _nodes;
     private readonly int _devicesPerNode;
     private readonly int _groups;
@@ -97,6 +99,7 @@ internal sealed partial class OmniLayerSolver
     private readonly int[] _items;
     private readonly double[] _itemKeys;
     private readonly int[] _snapshot;
+    private readonly int[] _searchStart;
     private readonly int[] _fill;
     private readonly double[] _fillLoad;
     private readonly int[] _recvDevice;
@@ -117,6 +120,7 @@ internal sealed partial class OmniLayerSolver
         _nodes = topology.Nodes;
         _devicesPerNode = topology.DevicesPerNode;
         _k1 = scenarios + 1;
+        _scenarioRows = _k1;
         _w = new double[_k1];
         var robust = scenarios > 0 ? settings.RobustWeight : 0;
         _w[0] = 1 - robust;
@@ -168,6 +172,7 @@ internal sealed partial class OmniLayerSolver
         _items = new int[slots];
         _itemKeys = new double[slots];
         _snapshot = new int[slots];
+        _searchStart = new int[slots];
         _fill = new int[_d];
         _fillLoad = new double[_d];
         _recvDevice = new int[2 * ReceiverCount];
