@@ -1007,12 +1007,14 @@ internal sealed partial class OmniLayerSolver
         {
             SpareLevels(_firstLevels);
             Array.Sort(_spareBase, _spare, 0, _spareCount);
+            _spareValid = false;
         }
 
         SpareLevels(k);
         Array.Sort(_spareBase, _spare, 0, _spareCount);
         SpareLevels(k);
         _sortedStage = stage;
+        _spareValid = false; // reordered: a build in slot order is needed again
     }
 
     /// <summary>
@@ -1172,6 +1174,12 @@ internal sealed partial class OmniLayerSolver
     /// <summary>Slots a new replica may take: those of redundant replicas, and empty ones while the allowance lasts.</summary>
     private void BuildSpareSlots(int allowance)
     {
+        if (_spareValid && allowance == _spareAllowance && _frozenA == _spareFrozenA && _frozenB == _spareFrozenB)
+        {
+            return; // no write, reload or reordering since the last build
+        }
+
+        (_spareValid, _spareFrozenA, _spareFrozenB) = (true, _frozenA, _frozenB);
         _spareAllowance = allowance;
         _spareCount = 0;
         var empties = _used < allowance;

@@ -72,6 +72,9 @@ internal sealed partial class OmniLayerSolver
     private readonly double[] _spareBase;
     private readonly double[] _spareSiblings;
     private int _spareCount;
+    private bool _spareValid;
+    private int _spareFrozenA;
+    private int _spareFrozenB;
     private int _spareAllowance;
     private int _firstLevels = -1;
     private bool _lowSet;                 // GainBound: a lower bound on the touched devices' highest new level is given
@@ -231,6 +234,7 @@ internal sealed partial class OmniLayerSolver
     /// <summary>Copies layer <paramref name="layer"/>'s scenario loads in and derives group home nodes.</summary>
     public void LoadLayer(OmniLoadSignals signals, int layer)
     {
+        _spareValid = false;
         var size = signals.Layers * signals.Experts;
         var offset = layer * _e;
         var predicted = LoadPredicted(signals, layer);
@@ -313,6 +317,7 @@ internal sealed partial class OmniLayerSolver
     /// <summary>Loads <paramref name="row"/> as the state; false when it breaks a rule the search relies on.</summary>
     public bool StartFromRow(ReadOnlySpan<int> row)
     {
+        _spareValid = false;
         Array.Clear(_cnt);
         Array.Clear(_onDevice);
         Array.Clear(_nodeCnt);
