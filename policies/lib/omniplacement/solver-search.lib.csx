@@ -9,9 +9,11 @@ internal sealed partial class OmniLayerSolver
     /// <summary>
     /// Local search from the current state, in two phases when the objective has scenarios (peak-sum form): first the
     /// search below on the prediction alone (the scenario rows are neither scored nor kept up to date, which halves
-    /// a search: one source device instead of two, one row instead of five), kicks included; then the same search on
-    /// the whole objective from where the first phase stopped, which kicks only where the layer is still far from
-    /// balance (predicted imbalance above <see cref="PolishKickAbove"/>, or <paramref name="kickAbove"/> if higher).
+    /// a search: one source device instead of two, one row instead of five), kicking only where the predicted
+    /// imbalance is above <see cref="FirstPhaseKickAbove"/> (or <paramref name="kickAbove"/> if higher), since below it
+    /// those kicks mostly fail; then the same search on the whole objective from where the first phase stopped, which
+    /// kicks only where the layer is still far from balance (predicted imbalance above <see cref="PolishKickAbove"/>, or
+    /// <paramref name="kickAbove"/> if higher).
     /// The two phases are kept together only when, measured on the whole objective from the start, they pay for the
     /// slots they changed; else the layer is left as it was. A state where no single operation pays on the whole
     /// objective (what this search leaves) is searched as in the second phase only, so a second search on the same
@@ -41,7 +43,7 @@ internal sealed partial class OmniLayerSolver
         int written;
         try
         {
-            written = SearchSingle(costPerWrite, maxWrites, allowance, kickAbove, log, cancellation);
+            written = SearchSingle(costPerWrite, maxWrites, allowance, Math.Max(kickAbove, FirstPhaseKickAbove), log, cancellation);
         }
         finally
         {

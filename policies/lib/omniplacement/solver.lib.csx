@@ -18,6 +18,7 @@ internal sealed partial class OmniLayerSolver
     private const int KickFailures = 1;
     private const int KickRepairs = 6;
     private const double PolishKickAbove = 1.1;
+    private const double FirstPhaseKickAbove = 1.06;
 
     private readonly int _e;
     private readonly int _d;
