@@ -5,10 +5,10 @@
 //    load, LPT placement, never two replicas of one expert on one device) improved by local search: swaps and moves
 //    between the busiest device and cool ones, re-replication (a hot expert takes a redundant replica's slot), drops,
 //    and "kicks" (one more replica of the busiest expert, then the swaps that make room, kept only when the whole chain
-//    pays). The search runs on the prediction alone first (cheap), then on the whole objective below from there
-//    (kicking again only in layers still above 1.1), kept when it pays as a whole. FlashLB's counter-example
-//    (600,560,120,120,20,10,10,10 on 8 devices x 2 slots) gets a busiest device of 196.7 here (the tests hold it to 205
-//    or less); EPLB's decoupled greedy: 232.
+//    pays). The search runs on the prediction alone first (cheap; kicking only in layers above 1.06), then on the
+//    whole objective below from there (kicking again only in layers still above 1.1), kept when it pays as a whole.
+//    FlashLB's counter-example (600,560,120,120,20,10,10,10 on 8 devices x 2 slots) gets a busiest device of 196.7
+//    here (the tests hold it to 205 or less); EPLB's decoupled greedy: 232.
 // 2. Robust objective. The predicted per-step load is a bias-corrected EMA of the recent series, so drift is
 //    tracked. The score is the prediction's busiest device plus, with weight `robust-weight`, the busiest device of
 //    each of `scenarios` chunks of the window mirrored into the future around the prediction

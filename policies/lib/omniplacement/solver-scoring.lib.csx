@@ -427,6 +427,7 @@ internal sealed partial class OmniLayerSolver
         var device = slot / _s;
         var node = device / _devicesPerNode;
         var old = _row[slot];
+        _spareValid = false;
         if (old >= 0)
         {
             _cnt[old]--;

@@ -9,9 +9,11 @@ internal sealed partial class OmniLayerSolver
     /// <summary>
     /// Local search from the current state, in two phases when the objective has scenarios (peak-sum form): first the
     /// search below on the prediction alone (the scenario rows are neither scored nor kept up to date, which halves
-    /// a search: one source device instead of two, one row instead of five), kicks included; then the same search on
-    /// the whole objective from where the first phase stopped, which kicks only where the layer is still far from
-    /// balance (predicted imbalance above <see cref="PolishKickAbove"/>, or <paramref name="kickAbove"/> if higher).
+    /// a search: one source device instead of two, one row instead of five), kicking only where the predicted
+    /// imbalance is above <see cref="FirstPhaseKickAbove"/> (or <paramref name="kickAbove"/> if higher), since below it
+    /// those kicks mostly fail; then the same search on the whole objective from where the first phase stopped, which
+    /// kicks only where the layer is still far from balance (predicted imbalance above <see cref="PolishKickAbove"/>, or
+    /// <paramref name="kickAbove"/> if higher).
     /// The two phases are kept together only when, measured on the whole objective from the start, they pay for the
     /// slots they changed; else the layer is left as it was. A state where no single operation pays on the whole
     /// objective (what this search leaves) is searched as in the second phase only, so a second search on the same
@@ -41,7 +43,7 @@ internal sealed partial class OmniLayerSolver
         int written;
         try
         {
-            written = SearchSingle(costPerWrite, maxWrites, allowance, kickAbove, log, cancellation);
+            written = SearchSingle(costPerWrite, maxWrites, allowance, Math.Max(kickAbove, FirstPhaseKickAbove), log, cancellation);
         }
         finally
         {
@@ -1007,12 +1009,14 @@ internal sealed partial class OmniLayerSolver
         {
             SpareLevels(_firstLevels);
             Array.Sort(_spareBase, _spare, 0, _spareCount);
+            _spareValid = false;
         }
 
         SpareLevels(k);
         Array.Sort(_spareBase, _spare, 0, _spareCount);
         SpareLevels(k);
         _sortedStage = stage;
+        _spareValid = false; // reordered: a build in slot order is needed again
     }
 
     /// <summary>
@@ -1172,6 +1176,12 @@ internal sealed partial class OmniLayerSolver
     /// <summary>Slots a new replica may take: those of redundant replicas, and empty ones while the allowance lasts.</summary>
     private void BuildSpareSlots(int allowance)
     {
+        if (_spareValid && allowance == _spareAllowance && _frozenA == _spareFrozenA && _frozenB == _spareFrozenB)
+        {
+            return; // no write, reload or reordering since the last build
+        }
+
+        (_spareValid, _spareFrozenA, _spareFrozenB) = (true, _frozenA, _frozenB);
         _spareAllowance = allowance;
         _spareCount = 0;
         var empties = _used < allowance;

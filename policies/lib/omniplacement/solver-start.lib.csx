@@ -16,6 +16,7 @@ internal sealed partial class OmniLayerSolver
     /// </summary>
     public void StartFromScratch(int allowance)
     {
+        _spareValid = false;
         var full = Math.Min(allowance, _row.Length);
         var spare = full - _e;
         var bestTotal = full;

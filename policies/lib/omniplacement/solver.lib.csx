@@ -18,6 +18,7 @@ internal sealed partial class OmniLayerSolver
     private const int KickFailures = 1;
     private const int KickRepairs = 6;
     private const double PolishKickAbove = 1.1;
+    private const double FirstPhaseKickAbove = 1.06;
 
     private readonly int _e;
     private readonly int _d;
@@ -72,6 +73,9 @@ internal sealed partial class OmniLayerSolver
     private readonly double[] _spareBase;
     private readonly double[] _spareSiblings;
     private int _spareCount;
+    private bool _spareValid;
+    private int _spareFrozenA;
+    private int _spareFrozenB;
     private int _spareAllowance;
     private int _firstLevels = -1;
     private bool _lowSet;                 // GainBound: a lower bound on the touched devices' highest new level is given
@@ -231,6 +235,7 @@ internal sealed partial class OmniLayerSolver
     /// <summary>Copies layer <paramref name="layer"/>'s scenario loads in and derives group home nodes.</summary>
     public void LoadLayer(OmniLoadSignals signals, int layer)
     {
+        _spareValid = false;
         var size = signals.Layers * signals.Experts;
         var offset = layer * _e;
         var predicted = LoadPredicted(signals, layer);
@@ -313,6 +318,7 @@ internal sealed partial class OmniLayerSolver
     /// <summary>Loads <paramref name="row"/> as the state; false when it breaks a rule the search relies on.</summary>
     public bool StartFromRow(ReadOnlySpan<int> row)
     {
+        _spareValid = false;
         Array.Clear(_cnt);
         Array.Clear(_onDevice);
         Array.Clear(_nodeCnt);
