@@ -40,7 +40,7 @@
 // comm-weight, group-affinity, mode (adaptive | static | refit), name.
 //
 // When to use: serving with a load monitor and periodic rebalances (every 25 to 300 steps); it beats EPLB's imbalance
-// at the same cadence with a fraction of its expert moves (docs/policy-evaluation.md). Cost: about 8 to 16 ms of one
+// at the same cadence with a fraction of its expert moves (docs/policy-evaluation.md). Cost: about 7 to 16 ms of one
 // idle Xeon core per DeepSeek-V3-scale steady-state rebalance (stable to drifting traces; 10 to 24 ms before the split
 // step and the two-phase search), and well under 100 ms for the first one from the trivial placement. `scenarios = 0`
 // (prediction only) keeps EPLB's Pareto targets on the trace suite except stable at (300, 300) (1.1468 against EPLB's
