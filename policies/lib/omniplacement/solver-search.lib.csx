@@ -204,13 +204,8 @@ internal sealed partial class OmniLayerSolver
                 // Spare slots' base levels; their siblings (NaN until needed) are computed at most once per step.
                 ready = true;
                 BuildSpareSlots(allowance);
-                for (var t = 0; t < _spareCount; t++)
-                {
-                    var j = _spare[t];
-                    var f = _row[j];
-                    _spareBase[t] = _dev[j / _s] - (f >= 0 ? _share[f] : 0);
-                    _spareSiblings[t] = double.NaN;
-                }
+                SpareBases(0);
+                Array.Fill(_spareSiblings, double.NaN, 0, _spareCount);
             }
 
             var split = _load[x] / (_cnt[x] + 1);
@@ -234,20 +229,7 @@ internal sealed partial class OmniLayerSolver
                 var siblings = _spareSiblings[t];
                 if (double.IsNaN(siblings))
                 {
-                    siblings = double.NegativeInfinity;
-                    var f = _row[j];
-                    if (f >= 0)
-                    {
-                        var raise = _share[f] / (_cnt[f] - 1);
-                        for (var slot = _repHead[f]; slot >= 0; slot = _repNext[slot])
-                        {
-                            if (slot != j)
-                            {
-                                siblings = Math.Max(siblings, _dev[slot / _s] + raise);
-                            }
-                        }
-                    }
-
+                    siblings = SiblingLevel(0, j, _row[j]);
                     _spareSiblings[t] = siblings;
                 }
 
@@ -1025,32 +1007,46 @@ internal sealed partial class OmniLayerSolver
     /// </summary>
     private void SpareLevels(int k)
     {
+        SpareBases(k);
+        for (var t = 0; t < _spareCount; t++)
+        {
+            var j = _spare[t];
+            _spareSiblings[t] = SiblingLevel(k, j, _row[j]);
+        }
+    }
+
+    /// <summary>Each spare slot's device on scenario k without the slot's occupant (<c>_spareBase</c>).</summary>
+    private void SpareBases(int k)
+    {
         for (var t = 0; t < _spareCount; t++)
         {
             var j = _spare[t];
             var f = _row[j];
             _spareBase[t] = _dev[(k * _d) + (j / _s)] - (f >= 0 ? _share[(k * _e) + f] : 0);
         }
+    }
 
-        for (var t = 0; t < _spareCount; t++)
+    /// <summary>
+    /// Scenario-k load of the hottest device among those of f's other replicas once they take over f's tokens in slot
+    /// j (negative infinity when j is empty, f &lt; 0).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private double SiblingLevel(int k, int j, int f)
+    {
+        var siblings = double.NegativeInfinity;
+        if (f >= 0)
         {
-            var j = _spare[t];
-            var f = _row[j];
-            var siblings = double.NegativeInfinity;
-            if (f >= 0)
+            var raise = _share[(k * _e) + f] / (_cnt[f] - 1);
+            for (var slot = _repHead[f]; slot >= 0; slot = _repNext[slot])
             {
-                var raise = _share[(k * _e) + f] / (_cnt[f] - 1);
-                for (var slot = _repHead[f]; slot >= 0; slot = _repNext[slot])
+                if (slot != j)
                 {
-                    if (slot != j)
-                    {
-                        siblings = Math.Max(siblings, _dev[(k * _d) + (slot / _s)] + raise);
-                    }
+                    siblings = Math.Max(siblings, _dev[(k * _d) + (slot / _s)] + raise);
                 }
             }
-
-            _spareSiblings[t] = siblings;
         }
+
+        return siblings;
     }
 
     /// <summary>
@@ -1072,19 +1068,7 @@ internal sealed partial class OmniLayerSolver
                 continue;
             }
 
-            var siblings = double.NegativeInfinity;
-            if (f >= 0)
-            {
-                var raise = _share[(k * _e) + f] / (_cnt[f] - 1);
-                for (var slot = _repHead[f]; slot >= 0; slot = _repNext[slot])
-                {
-                    if (slot != j)
-                    {
-                        siblings = Math.Max(siblings, _dev[(k * _d) + (slot / _s)] + raise);
-                    }
-                }
-            }
-
+            var siblings = SiblingLevel(k, j, f);
             _spareSiblings[t] = siblings;
             if (siblings < limit)
             {
@@ -1105,18 +1089,7 @@ internal sealed partial class OmniLayerSolver
             return _dev[(k * _d) + b] + split;
         }
 
-        var share = _share[(k * _e) + f];
-        var level = _dev[(k * _d) + b] - share + split;
-        var raise = share / (_cnt[f] - 1);
-        for (var slot = _repHead[f]; slot >= 0; slot = _repNext[slot])
-        {
-            if (slot != j)
-            {
-                level = Math.Max(level, _dev[(k * _d) + (slot / _s)] + raise);
-            }
-        }
-
-        return level;
+        return Math.Max(_dev[(k * _d) + b] - _share[(k * _e) + f] + split, SiblingLevel(k, j, f));
     }
 
     /// <summary>Removes <paramref name="slot"/> from expert x's replica list.</summary>
