@@ -349,13 +349,17 @@ internal sealed partial class OmniLayerSolver
         var before = _nodeCnt[(x * _nodes) + node];
         var after = before + change;
         var lost = (before > 0) != (after > 0) ? (after > 0 ? -1 : 1) : 0; // +1: the node no longer has a copy
-        var cost = lost * _load[x] / _nodes / _d;
-        if (_affinity && node == _home[x] && lost != 0)
-        {
-            cost += lost * _load[x] / _d;
-        }
+        return lost * NodeCommCost(x, node);
+    }
 
-        return cost;
+    /// <summary>
+    /// What node n without a copy of expert x adds to the comm term: its tokens of x cross a node (tokens come from
+    /// every node), and with group affinity, x away from its group's home node.
+    /// </summary>
+    private double NodeCommCost(int x, int node)
+    {
+        var cost = _load[x] / _nodes / _d;
+        return _affinity && node == _home[x] ? cost + (_load[x] / _d) : cost;
     }
 
     /// <summary>The comm change of adding x on node <paramref name="to"/> after it left node <paramref name="from"/>.</summary>

@@ -409,11 +409,7 @@ internal sealed partial class OmniLayerSolver
                 {
                     if (_nodeCnt[(x * _nodes) + n] == 0)
                     {
-                        comm += _load[x] / _nodes / _d;
-                        if (_affinity && n == _home[x])
-                        {
-                            comm += _load[x] / _d;
-                        }
+                        comm += NodeCommCost(x, n);
                     }
                 }
             }
