@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using ExpertBridge.Core;
+using ExpertBridge.Core.Formats;
+using ExpertBridge.Core.Latency;
 using ExpertBridge.Core.Policies;
 using ExpertBridge.Core.Replay;
 using ExpertBridge.Core.Traces;
@@ -25,6 +27,11 @@ using ExpertBridge.Scripting;
 //       step 500 from the policy's own placement of step 400 (steady) and the first one at step 100 (cold). The last
 //       column fingerprints the placement in force and the one decided (SHA-256 of the slot table, 8 hex digits): a pure
 //       speed change of the library must leave both unchanged.
+//   hindsight --trace=FILE [--every=N] [--from=S] [--dispatch=even|balanced] [--script=NAME] [key=value ...]
+//       prices, with the latency model (docs/latency-model.md; DeepSeek-V3, the default H200 table, 32 devices x 9
+//       slots on 4 nodes, 8 groups), every N-th step from S on under placements fitted on that step's own loads: the
+//       script (omniplacement-static by default) and EPLB, each in hindsight, against trivial, the balanced-load bound
+//       and BestEP. What a placement could reach with no prediction error and no movement cost.
 // The pareto and static modes run the real scripts (policies/NAME.csx) through the scripting host; key=value pairs
 // override their header options. Build with -c Release.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -185,8 +192,57 @@ switch (mode)
         }
 
         break;
+    case "hindsight":
+        {
+            var trace = LoadFiles.Read(Flag("trace") ?? throw new ArgumentException("hindsight needs --trace=FILE"));
+            var every = Flag("every") is { } es ? int.Parse(es, CultureInfo.InvariantCulture) : 10;
+            var from = Flag("from") is { } fs ? int.Parse(fs, CultureInfo.InvariantCulture) : 50;
+            var dispatch = Enum.Parse<ReplicaDispatch>(Flag("dispatch") ?? "balanced", ignoreCase: true);
+            var model = MoeModel.FromName("deepseek-v3");
+            var topology = Topology.Create(32, 9, 4).WithExpertBytes(model.ExpertBytes);
+            const int groups = 8;
+            var latency = new LatencyModel(model, GemmTable.Default, new Interconnect(397.0, 50.0), dispatch);
+            var trivial = TrivialPolicy.Build(topology, trace.Layers, trace.Experts);
+            // Refit: a fit from scratch at every call (static mode would keep its first fit).
+            using var host = Open(Flag("script") ?? "omniplacement-static", overrides.Any(o => o.Key == "mode") ? overrides : overrides.Append(new("mode", "refit")));
+            var rows = new[] { "trivial", host.Name + " in hindsight", "EPLB in hindsight", "balanced-load bound", "BestEP" };
+            var sums = new double[rows.Length];
+            var compute = new double[rows.Length];
+            var steps = 0;
+            for (var step = from; step < trace.Steps; step += every)
+            {
+                var counts = trace.GetStep(step);
+                var history = new LoadHistory(trace.Layers, trace.Experts, 1);
+                history.Record(counts);
+                var decision = host.Decide(new PolicyContext(topology, history, trivial, null, groups));
+                var fitted = decision.Placement ?? throw new InvalidOperationException($"step {step}: {host.Name} kept the trivial placement: {decision.Reason}");
+                var eplb = Eplb.Rebalance(history.WindowSum(1), topology, groups).Placement;
+                var priced = new[]
+                {
+                    latency.Step(trivial, counts), latency.Step(fitted, counts), latency.Step(eplb, counts),
+                    latency.BalancedBound(topology, trace.Experts, counts), latency.BestEp(topology, trace.Experts, counts),
+                };
+                for (var r = 0; r < rows.Length; r++)
+                {
+                    sums[r] += priced[r].Millis;
+                    compute[r] += priced[r].ComputeMillisOfSlowest;
+                }
+
+                steps++;
+            }
+
+            Console.WriteLine($"{steps} steps ({from}, {from + every}, ... of {trace.Steps}), {dispatch.ToString().ToLowerInvariant()} dispatch");
+            Console.WriteLine("| placement | step ms (mean) | vs BestEP | compute of the slowest devices, ms |");
+            Console.WriteLine("|---|---:|---:|---:|");
+            for (var r = 0; r < rows.Length; r++)
+            {
+                Console.WriteLine($"| {rows[r]} | {sums[r] / steps:F2} | {(sums[r] / sums[^1]) - 1:+0.0%;-0.0%} | {compute[r] / steps:F2} |");
+            }
+        }
+
+        break;
     default:
-        Console.Error.WriteLine($"unknown mode '{mode}' (pareto, static, cpu, steady)");
+        Console.Error.WriteLine($"unknown mode '{mode}' (pareto, static, cpu, steady, hindsight)");
         return 2;
 }
 
