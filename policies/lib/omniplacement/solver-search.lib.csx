@@ -19,7 +19,10 @@ internal sealed partial class OmniLayerSolver
     /// The two phases are kept together only when, measured on the whole objective from the start, they pay for the
     /// slots they changed; else the layer is left as it was. A state where no single operation pays on the whole
     /// objective (what this search leaves) is searched as in the second phase only, so a second search on the same
-    /// loads changes nothing.
+    /// loads changes nothing. That test (a whole-objective candidate search) is made only up to
+    /// <see cref="PolishKickAbove"/>: above it, such a state gets the second phase's kicks anyway, and in the Pareto
+    /// replays of the three large cases (nine cadences) it found an operation in 3980 of the 3989 layer searches at
+    /// 1.10 predicted imbalance or more (and none in 266 of the 3489 below).
     /// </summary>
     public int Search(double costPerWrite, int maxWrites, int allowance, double kickAbove, OmniWriteLog? log, CancellationToken cancellation)
     {
@@ -30,7 +33,7 @@ internal sealed partial class OmniLayerSolver
 
         var floor = costPerWrite + (1e-9 * Math.Max(_bestEp, 1e-12));
         var polishKickAbove = Math.Max(kickAbove, PolishKickAbove);
-        if (FindBest(floor, maxWrites, allowance).Kind == OpKind.None)
+        if (PredictedImbalance <= polishKickAbove && FindBest(floor, maxWrites, allowance).Kind == OpKind.None)
         {
             return SearchSingle(costPerWrite, maxWrites, allowance, polishKickAbove, false, log, cancellation);
         }
