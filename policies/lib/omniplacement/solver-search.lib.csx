@@ -14,8 +14,9 @@ internal sealed partial class OmniLayerSolver
     /// those kicks mostly fail; then the same search on the whole objective from where the first phase stopped, which
     /// kicks only where the layer is still far from balance (predicted imbalance above <see cref="PolishKickAbove"/>, or
     /// <paramref name="kickAbove"/> if higher), and runs no split steps: the first phase took the splits the prediction
-    /// pays for, and on its steady calls only 26 of 217 / 9 of 127 / 6 of 82 (drifting / switching / stable) of the
-    /// second phase's split steps paid, each costing a third of a candidate search, which finds re-replications too.
+    /// pays for, and on the steady calls of fa7c5e1 only 26 of 217 / 9 of 127 / 6 of 82 (drifting / switching /
+    /// stable) of the second phase's split steps paid, each costing a third of a candidate search, which finds
+    /// re-replications too.
     /// The two phases are kept together only when, measured on the whole objective from the start, they pay for the
     /// slots they changed; else the layer is left as it was. A state where no single operation pays on the whole
     /// objective (what this search leaves) is searched as in the second phase only, so a second search on the same
