@@ -13,10 +13,11 @@
 // by packing, then a local search (swaps and moves between a peak device and cool ones, re-replication, drops, and
 // kicks: one more replica of the busiest expert plus the swaps that make room, kept only when the chain pays). Each
 // step first tries a cheap split (one more replica of an expert on the prediction's peak device, chosen on the
-// prediction alone, applied when its exact gain pays); the full candidate search runs only when that fails. With
-// scenarios (peak-sum), the search runs first on the prediction alone, then on the whole objective from there, with
-// kicks only in layers still above 1.1 predicted imbalance; the two phases are kept when, on the whole objective,
-// they pay for the slots they change, and a state no candidate search improves gets only the second phase.
+// prediction alone, applied when its exact gain pays; not right after a candidate search applied an operation); the
+// full candidate search runs only when that fails. With scenarios (peak-sum), the search runs first on the
+// prediction alone, then on the whole objective from there, without split steps and with kicks only in layers still
+// above 1.1 predicted imbalance; the two phases are kept when, on the whole objective, they pay for the slots they
+// change, and a state no candidate search improves (tested up to 1.1) gets only the second phase.
 // In adaptive mode the search starts from the placement in force; every slot write must buy a
 // predicted gain worth its bytes, a per-rebalance move budget is shared over layers by gain per write, a layer is
 // only searched while its predicted imbalance is above a trigger (with hysteresis), and a layer far from balance
