@@ -453,6 +453,7 @@ internal sealed partial class OmniLayerSolver
         }
 
         _row[slot] = expert;
+        UpdateSpareBits(slot, old, expert);
         log?.Write(slot, expert);
     }
 

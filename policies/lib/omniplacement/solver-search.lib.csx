@@ -1127,10 +1127,15 @@ internal sealed partial class OmniLayerSolver
         _repNext[p] = slot;
     }
 
-    /// <summary>Each expert's replica slots as a list in ascending slot order (then kept up to date by <see cref="Write"/>).</summary>
+    /// <summary>
+    /// Each expert's replica slots as a list in ascending slot order, and the slot sets of <see cref="BuildSpareSlots"/>
+    /// (then kept up to date by <see cref="Write"/>).
+    /// </summary>
     private void BuildReplicaLists()
     {
         Array.Fill(_repHead, -1);
+        Array.Clear(_redundantBits);
+        Array.Clear(_emptyBits);
         for (var slot = _row.Length - 1; slot >= 0; slot--)
         {
             var x = _row[slot];
@@ -1138,6 +1143,42 @@ internal sealed partial class OmniLayerSolver
             {
                 _repNext[slot] = _repHead[x];
                 _repHead[x] = slot;
+                if (_cnt[x] >= 2)
+                {
+                    _redundantBits[slot >> 6] |= 1UL << slot;
+                }
+            }
+            else
+            {
+                _emptyBits[slot >> 6] |= 1UL << slot;
+            }
+        }
+    }
+
+    /// <summary>Keeps the spare-slot sets of slot <paramref name="slot"/> up to date when <see cref="Write"/> changes it.</summary>
+    private void UpdateSpareBits(int slot, int old, int expert)
+    {
+        var bit = 1UL << slot;
+        _redundantBits[slot >> 6] &= ~bit;
+        _emptyBits[slot >> 6] &= ~bit;
+        if (old >= 0 && _cnt[old] == 1)
+        {
+            var other = _repHead[old]; // its last replica is no longer redundant
+            _redundantBits[other >> 6] &= ~(1UL << other);
+        }
+
+        if (expert < 0)
+        {
+            _emptyBits[slot >> 6] |= bit;
+            return;
+        }
+
+        if (_cnt[expert] >= 2)
+        {
+            // Every replica of the expert (the new one included) is redundant now.
+            for (var s = _repHead[expert]; s >= 0; s = _repNext[s])
+            {
+                _redundantBits[s >> 6] |= 1UL << s;
             }
         }
     }
@@ -1154,12 +1195,17 @@ internal sealed partial class OmniLayerSolver
         _spareAllowance = allowance;
         _spareCount = 0;
         var empties = _used < allowance;
-        for (var slot = 0; slot < _row.Length; slot++)
+        for (var w = 0; w < _redundantBits.Length; w++)
         {
-            var f = _row[slot];
-            if ((f >= 0 ? _cnt[f] >= 2 : empties) && slot != _frozenA && slot != _frozenB)
+            var bits = _redundantBits[w] | (empties ? _emptyBits[w] : 0);
+            while (bits != 0)
             {
-                _spare[_spareCount++] = slot;
+                var slot = (w << 6) + System.Numerics.BitOperations.TrailingZeroCount(bits);
+                bits &= bits - 1;
+                if (slot != _frozenA && slot != _frozenB)
+                {
+                    _spare[_spareCount++] = slot;
+                }
             }
         }
     }

@@ -70,6 +70,8 @@ internal sealed partial class OmniLayerSolver
     private readonly int[] _repHead;
     private readonly int[] _repNext;
     private readonly int[] _spare;
+    private readonly ulong[] _redundantBits; // [slots / 64] slots of experts with two or more replicas (BuildSpareSlots)
+    private readonly ulong[] _emptyBits;     // [slots / 64] empty slots
     private readonly double[] _spareBase;
     private readonly double[] _spareSiblings;
     private int _spareCount;
@@ -170,6 +172,8 @@ internal sealed partial class OmniLayerSolver
         _repHead = new int[_e];
         _repNext = new int[slots];
         _spare = new int[slots];
+        _redundantBits = new ulong[(slots + 63) / 64];
+        _emptyBits = new ulong[(slots + 63) / 64];
         _spareBase = new double[slots];
         _spareSiblings = new double[slots];
         _live = new int[slots];
