@@ -244,6 +244,7 @@ internal sealed partial class OmniLayerSolver
             comm += CommChange(f, b / _devicesPerNode, -1);
         }
 
+        (_touchedKind, _touchedExpert, _touchedSlot) = (OpKind.Replicate, x, j);
         return EvaluateTouched(comm);
     }
 
@@ -262,6 +263,7 @@ internal sealed partial class OmniLayerSolver
             }
         }
 
+        (_touchedKind, _touchedExpert, _touchedSlot) = (OpKind.Drop, x, i);
         return EvaluateTouched(CommChange(x, i / _s / _devicesPerNode, -1));
     }
 
@@ -269,6 +271,21 @@ internal sealed partial class OmniLayerSolver
     {
         _stamp++;
         _touchCount = 0;
+        _touchedKind = OpKind.None;
+    }
+
+    /// <summary>
+    /// Fills the touched devices' load changes of a re-replication or drop, unless the last one scored was that
+    /// operation on the state as it is (scored, then applied: <see cref="SortOrders"/> and <see cref="Write"/> forget it).
+    /// </summary>
+    private void TouchFor(OpKind kind, int x, int slot)
+    {
+        if (_touchedKind == kind && _touchedExpert == x && _touchedSlot == slot)
+        {
+            return;
+        }
+
+        _ = kind == OpKind.Replicate ? ReplicateDelta(x, slot, _row[slot]) : DropDelta(x, slot);
     }
 
     private int Touch(int device)
@@ -398,13 +415,13 @@ internal sealed partial class OmniLayerSolver
                 Refresh(a, b);
                 return 2;
             case OpKind.Replicate:
-                ReplicateDelta(op.Expert, op.SlotB, _row[op.SlotB]);
+                TouchFor(OpKind.Replicate, op.Expert, op.SlotB);
                 AddTouchedDeltas();
                 Write(op.SlotB, op.Expert, log);
                 SortOrders();
                 return 1;
             default:
-                DropDelta(op.Expert, op.SlotA);
+                TouchFor(OpKind.Drop, op.Expert, op.SlotA);
                 AddTouchedDeltas();
                 Write(op.SlotA, -1, log);
                 SortOrders();
@@ -432,6 +449,7 @@ internal sealed partial class OmniLayerSolver
         var node = device / _devicesPerNode;
         var old = _row[slot];
         _spareValid = false;
+        _touchedKind = OpKind.None;
         if (old >= 0)
         {
             _cnt[old]--;
@@ -539,6 +557,7 @@ internal sealed partial class OmniLayerSolver
     /// <summary>Insertion sort per scenario, descending by load then ascending device (orders barely change).</summary>
     private void SortOrders()
     {
+        _touchedKind = OpKind.None;
         for (var k = 0; k < _k1; k++)
         {
             var order = _order.AsSpan(k * _d, _d);

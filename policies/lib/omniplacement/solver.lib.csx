@@ -65,6 +65,9 @@ internal sealed partial class OmniLayerSolver
     private readonly int[] _touched;
     private readonly double[] _touchDelta; // [d * k1]
     private int _touchCount;
+    private OpKind _touchedKind;          // the operation the touched deltas belong to (TouchFor), None if unknown
+    private int _touchedExpert;
+    private int _touchedSlot;
     private readonly double[] _newPeak;
     private readonly double[] _sortScratch;
     private readonly int[] _repHead;
