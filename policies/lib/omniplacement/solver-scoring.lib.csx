@@ -475,25 +475,31 @@ internal sealed partial class OmniLayerSolver
         log?.Write(slot, expert);
     }
 
+    /// <summary><see cref="UpdateShare"/> for every expert, scenario by scenario.</summary>
+    private void UpdateShares()
+    {
+        for (var k = 0; k < _k1; k++)
+        {
+            var load = _load.AsSpan(k * _e, _e);
+            var share = _share.AsSpan(k * _e, _e);
+            for (var e = 0; e < share.Length; e++)
+            {
+                share[e] = ShareOf(load[e], _cnt[e]);
+            }
+        }
+    }
+
     private void UpdateShare(int e)
     {
         var c = _cnt[e];
-        if (c == 1)
-        {
-            // Most experts have one replica: their share is their load (a division by one, skipped).
-            for (var k = 0; k < _k1; k++)
-            {
-                _share[(k * _e) + e] = _load[(k * _e) + e];
-            }
-
-            return;
-        }
-
         for (var k = 0; k < _k1; k++)
         {
-            _share[(k * _e) + e] = c > 0 ? _load[(k * _e) + e] / c : 0;
+            _share[(k * _e) + e] = ShareOf(_load[(k * _e) + e], c);
         }
     }
+
+    /// <summary>Load per replica (most experts have one replica: their share is their load, a division by one skipped).</summary>
+    private static double ShareOf(double load, int replicas) => replicas == 1 ? load : replicas > 0 ? load / replicas : 0;
 
     /// <summary>Weighted loads, orders and peaks after device loads changed (all devices, or just a and b).</summary>
     private void Refresh(int a, int b)
@@ -525,10 +531,9 @@ internal sealed partial class OmniLayerSolver
         return v;
     }
 
-    /// <summary>Device loads, orders, peaks and the objective from the row and counts.</summary>
+    /// <summary>Device loads, orders, peaks and the objective from the row and shares.</summary>
     private void Recompute()
     {
-        BuildReplicaLists();
         Array.Clear(_dev);
         for (var device = 0; device < _d; device++)
         {

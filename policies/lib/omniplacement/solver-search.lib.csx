@@ -49,13 +49,9 @@ internal sealed partial class OmniLayerSolver
         {
             _k1 = _scenarioRows;
             _w[0] = w0;
-            for (var e = 0; e < _e; e++)
-            {
-                UpdateShare(e);
-            }
-
+            UpdateShares();
             _newLayer = true;
-            Recompute();
+            Recompute(); // the replica lists are those Write kept up to date
         }
 
         written += SearchSingle(costPerWrite, maxWrites - written, allowance, polishKickAbove, log, cancellation);

@@ -360,12 +360,13 @@ internal sealed partial class OmniLayerSolver
             }
         }
 
-        for (var e = 0; e < _e; e++)
+        foreach (var c in _cnt)
         {
-            valid &= _cnt[e] > 0 && _cnt[e] <= ReplicaCap;
-            UpdateShare(e);
+            valid &= c > 0 && c <= ReplicaCap;
         }
 
+        UpdateShares();
+        BuildReplicaLists();
         Recompute();
         return valid;
     }
