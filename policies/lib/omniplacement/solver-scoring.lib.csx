@@ -371,12 +371,21 @@ internal sealed partial class OmniLayerSolver
 
     /// <summary>
     /// What node n without a copy of expert x adds to the comm term: its tokens of x cross a node (tokens come from
-    /// every node), and with group affinity, x away from its group's home node.
+    /// every node), and with group affinity, x away from its group's home node (both values per layer:
+    /// <see cref="SetCommCosts"/>).
     /// </summary>
-    private double NodeCommCost(int x, int node)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private double NodeCommCost(int x, int node) => node == _home[x] ? _commHomeCost[x] : _commCost[x];
+
+    /// <summary><see cref="NodeCommCost"/>'s two values per expert, from the layer's predicted loads.</summary>
+    private void SetCommCosts()
     {
-        var cost = _load[x] / _nodes / _d;
-        return _affinity && node == _home[x] ? cost + (_load[x] / _d) : cost;
+        for (var x = 0; x < _e; x++)
+        {
+            var cost = _load[x] / _nodes / _d;
+            _commCost[x] = cost;
+            _commHomeCost[x] = _affinity ? cost + (_load[x] / _d) : cost;
+        }
     }
 
     /// <summary>The comm change of adding x on node <paramref name="to"/> after it left node <paramref name="from"/>.</summary>

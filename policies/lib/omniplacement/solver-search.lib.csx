@@ -399,19 +399,14 @@ internal sealed partial class OmniLayerSolver
         var comm = 0.0;
         if (_commWeight > 0)
         {
-            // NodeCommCost summed over the nodes without a copy, in the same order; its two values per expert (another
-            // node, the group's home node) computed once.
             for (var x = 0; x < _e; x++)
             {
-                var home = _home[x]; // -1 without group affinity
-                var cost = NodeCommCost(x, -1);
-                var homeCost = home >= 0 ? NodeCommCost(x, home) : cost;
                 var nodeCnt = _nodeCnt.AsSpan(x * _nodes, _nodes);
                 for (var n = 0; n < nodeCnt.Length; n++)
                 {
                     if (nodeCnt[n] == 0)
                     {
-                        comm += n == home ? homeCost : cost;
+                        comm += NodeCommCost(x, n);
                     }
                 }
             }

@@ -39,6 +39,8 @@ internal sealed partial class OmniLayerSolver
     private readonly double[] _load;     // [k1 * e] per-step load of each expert in each scenario
     private readonly double[] _uw;       // [e] scenario-weighted load
     private readonly int[] _home;        // [e] home node of the expert's group (affinity), else -1
+    private readonly double[] _commCost;     // [e] NodeCommCost on a node other than the expert's home
+    private readonly double[] _commHomeCost; // [e] NodeCommCost on its home node (the same without group affinity)
     private double _heaviest;            // the highest predicted expert load
     private double _bestEp;
     private double _slack;
@@ -150,6 +152,8 @@ internal sealed partial class OmniLayerSolver
         _load = new double[_k1 * _e];
         _uw = new double[_e];
         _home = new int[_e];
+        _commCost = new double[_e];
+        _commHomeCost = new double[_e];
         _row = new int[slots];
         _cnt = new int[_e];
         _share = new double[_k1 * _e];
@@ -275,6 +279,10 @@ internal sealed partial class OmniLayerSolver
         _predictedMean = predicted / _d;
         _newLayer = true;
         AssignGroupHomes();
+        if (_commWeight > 0)
+        {
+            SetCommCosts();
+        }
     }
 
     /// <summary>Groups onto nodes by LPT of group load, G / N groups per node (as EPLB's hierarchical step 1).</summary>
