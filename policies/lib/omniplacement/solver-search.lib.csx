@@ -209,8 +209,10 @@ internal sealed partial class OmniLayerSolver
             var level = bestPeak;
             for (var t = 0; t < _spareCount; t++)
             {
+                // Most slots fail on their occupant's siblings, once known (NaN, not yet computed, passes).
+                var siblings = _spareSiblings[t];
                 var baseLevel = _spareBase[t] + split;
-                if (baseLevel >= level)
+                if (siblings >= level || baseLevel >= level)
                 {
                     continue;
                 }
@@ -222,7 +224,6 @@ internal sealed partial class OmniLayerSolver
                     continue;
                 }
 
-                var siblings = _spareSiblings[t];
                 if (double.IsNaN(siblings))
                 {
                     siblings = SiblingLevel(0, j, _row[j]);
