@@ -549,11 +549,13 @@ internal sealed partial class OmniLayerSolver
         var bestIndex = -1;
         while (true)
         {
+            // The first candidate of the highest bound; those taken have bound negative infinity (any other bound is
+            // finite, or positive infinity for the percentile objective).
             var pick = -1;
             var top = double.NegativeInfinity;
             for (var c = 0; c < _candidates; c++)
             {
-                if (_cKind[c] != Candidate.None && (pick < 0 || _cBound[c] > top))
+                if (_cBound[c] > top)
                 {
                     (pick, top) = (c, _cBound[c]);
                 }
@@ -565,7 +567,7 @@ internal sealed partial class OmniLayerSolver
             }
 
             var kind = _cKind[pick];
-            _cKind[pick] = Candidate.None;
+            _cBound[pick] = double.NegativeInfinity;
             var x = _cX[pick];
             var index = _cIndex[pick];
             double ratio;

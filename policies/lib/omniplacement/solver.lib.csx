@@ -93,7 +93,7 @@ internal sealed partial class OmniLayerSolver
     private readonly int[] _srcReceivers = new int[2];
     private readonly bool[] _srcSlotsReady = new bool[2];
     private double _floor;
-    private readonly Candidate[] _cKind;  // the candidate table of FindBest: kind (None once taken), bound, source, ...
+    private readonly Candidate[] _cKind;  // the candidate table of FindBest: kind, bound (-infinity once taken), source, ...
     private readonly double[] _cBound;
     private readonly int[] _cSource;
     private readonly int[] _cX;
