@@ -64,28 +64,66 @@ internal sealed class OmniLoadSignals
         var width = Vector<float>.Count;
         var vAlpha = new Vector<float>(alpha);
         var vKeep = new Vector<float>(keep);
-        for (var s = 0; s < n; s++)
+        for (var s = 0; s < n;)
         {
-            if ((s & 31) == 0)
+            if ((s & 31) < 4)
             {
                 cancellation.ThrowIfCancellationRequested();
             }
 
-            var step = history.GetStep(start + s);
-            var acc = chunks.AsSpan((int)((long)s * chunkCount / n) * size, size);
-            var i = 0;
-            for (; i <= size - width; i += width)
+            var chunk = (int)((long)s * chunkCount / n);
+            var acc = chunks.AsSpan(chunk * size, size);
+            if (s + 3 < n && (int)((long)(s + 3) * chunkCount / n) == chunk)
             {
-                var x = new Vector<float>(step.Slice(i));
-                (new Vector<float>(acc.Slice(i)) + x).CopyTo(acc.Slice(i));
-                ((new Vector<float>(ema, i) * vKeep) + (x * vAlpha)).CopyTo(ema, i);
+                // Four steps of one chunk at once: each value's sum and EMA are read and written once instead of four
+                // times, with the same operations in the same order.
+                var s0 = history.GetStep(start + s);
+                var s1 = history.GetStep(start + s + 1);
+                var s2 = history.GetStep(start + s + 2);
+                var s3 = history.GetStep(start + s + 3);
+                var i = 0;
+                for (; i <= size - width; i += width)
+                {
+                    var x0 = new Vector<float>(s0.Slice(i));
+                    var x1 = new Vector<float>(s1.Slice(i));
+                    var x2 = new Vector<float>(s2.Slice(i));
+                    var x3 = new Vector<float>(s3.Slice(i));
+                    ((((new Vector<float>(acc.Slice(i)) + x0) + x1) + x2) + x3).CopyTo(acc.Slice(i));
+                    var m = (new Vector<float>(ema, i) * vKeep) + (x0 * vAlpha);
+                    m = (m * vKeep) + (x1 * vAlpha);
+                    m = (m * vKeep) + (x2 * vAlpha);
+                    ((m * vKeep) + (x3 * vAlpha)).CopyTo(ema, i);
+                }
+
+                for (; i < size; i++)
+                {
+                    acc[i] = (((acc[i] + s0[i]) + s1[i]) + s2[i]) + s3[i];
+                    var m = (ema[i] * keep) + (s0[i] * alpha);
+                    m = (m * keep) + (s1[i] * alpha);
+                    m = (m * keep) + (s2[i] * alpha);
+                    ema[i] = (m * keep) + (s3[i] * alpha);
+                }
+
+                s += 4;
+                continue;
             }
 
-            for (; i < size; i++)
+            var step = history.GetStep(start + s);
+            var j = 0;
+            for (; j <= size - width; j += width)
             {
-                acc[i] += step[i];
-                ema[i] = (ema[i] * keep) + (step[i] * alpha);
+                var x = new Vector<float>(step.Slice(j));
+                (new Vector<float>(acc.Slice(j)) + x).CopyTo(acc.Slice(j));
+                ((new Vector<float>(ema, j) * vKeep) + (x * vAlpha)).CopyTo(ema, j);
             }
+
+            for (; j < size; j++)
+            {
+                acc[j] += step[j];
+                ema[j] = (ema[j] * keep) + (step[j] * alpha);
+            }
+
+            s++;
         }
 
         // Chunk sums -> per-step means; chunk c holds steps [c n / K, (c + 1) n / K).

@@ -244,6 +244,7 @@ internal sealed partial class OmniLayerSolver
             comm += CommChange(f, b / _devicesPerNode, -1);
         }
 
+        (_touchedKind, _touchedExpert, _touchedSlot) = (OpKind.Replicate, x, j);
         return EvaluateTouched(comm);
     }
 
@@ -262,6 +263,7 @@ internal sealed partial class OmniLayerSolver
             }
         }
 
+        (_touchedKind, _touchedExpert, _touchedSlot) = (OpKind.Drop, x, i);
         return EvaluateTouched(CommChange(x, i / _s / _devicesPerNode, -1));
     }
 
@@ -269,6 +271,21 @@ internal sealed partial class OmniLayerSolver
     {
         _stamp++;
         _touchCount = 0;
+        _touchedKind = OpKind.None;
+    }
+
+    /// <summary>
+    /// Fills the touched devices' load changes of a re-replication or drop, unless the last one scored was that
+    /// operation on the state as it is (scored, then applied: <see cref="SortOrders"/> and <see cref="Write"/> forget it).
+    /// </summary>
+    private void TouchFor(OpKind kind, int x, int slot)
+    {
+        if (_touchedKind == kind && _touchedExpert == x && _touchedSlot == slot)
+        {
+            return;
+        }
+
+        _ = kind == OpKind.Replicate ? ReplicateDelta(x, slot, _row[slot]) : DropDelta(x, slot);
     }
 
     private int Touch(int device)
@@ -354,12 +371,21 @@ internal sealed partial class OmniLayerSolver
 
     /// <summary>
     /// What node n without a copy of expert x adds to the comm term: its tokens of x cross a node (tokens come from
-    /// every node), and with group affinity, x away from its group's home node.
+    /// every node), and with group affinity, x away from its group's home node (both values per layer:
+    /// <see cref="SetCommCosts"/>).
     /// </summary>
-    private double NodeCommCost(int x, int node)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private double NodeCommCost(int x, int node) => node == _home[x] ? _commHomeCost[x] : _commCost[x];
+
+    /// <summary><see cref="NodeCommCost"/>'s two values per expert, from the layer's predicted loads.</summary>
+    private void SetCommCosts()
     {
-        var cost = _load[x] / _nodes / _d;
-        return _affinity && node == _home[x] ? cost + (_load[x] / _d) : cost;
+        for (var x = 0; x < _e; x++)
+        {
+            var cost = _load[x] / _nodes / _d;
+            _commCost[x] = cost;
+            _commHomeCost[x] = _affinity ? cost + (_load[x] / _d) : cost;
+        }
     }
 
     /// <summary>The comm change of adding x on node <paramref name="to"/> after it left node <paramref name="from"/>.</summary>
@@ -398,13 +424,13 @@ internal sealed partial class OmniLayerSolver
                 Refresh(a, b);
                 return 2;
             case OpKind.Replicate:
-                ReplicateDelta(op.Expert, op.SlotB, _row[op.SlotB]);
+                TouchFor(OpKind.Replicate, op.Expert, op.SlotB);
                 AddTouchedDeltas();
                 Write(op.SlotB, op.Expert, log);
                 SortOrders();
                 return 1;
             default:
-                DropDelta(op.Expert, op.SlotA);
+                TouchFor(OpKind.Drop, op.Expert, op.SlotA);
                 AddTouchedDeltas();
                 Write(op.SlotA, -1, log);
                 SortOrders();
@@ -432,6 +458,7 @@ internal sealed partial class OmniLayerSolver
         var node = device / _devicesPerNode;
         var old = _row[slot];
         _spareValid = false;
+        _touchedKind = OpKind.None;
         if (old >= 0)
         {
             _cnt[old]--;
@@ -453,28 +480,35 @@ internal sealed partial class OmniLayerSolver
         }
 
         _row[slot] = expert;
+        UpdateSpareBits(slot, old, expert);
         log?.Write(slot, expert);
+    }
+
+    /// <summary><see cref="UpdateShare"/> for every expert, scenario by scenario.</summary>
+    private void UpdateShares()
+    {
+        for (var k = 0; k < _k1; k++)
+        {
+            var load = _load.AsSpan(k * _e, _e);
+            var share = _share.AsSpan(k * _e, _e);
+            for (var e = 0; e < share.Length; e++)
+            {
+                share[e] = ShareOf(load[e], _cnt[e]);
+            }
+        }
     }
 
     private void UpdateShare(int e)
     {
         var c = _cnt[e];
-        if (c == 1)
-        {
-            // Most experts have one replica: their share is their load (a division by one, skipped).
-            for (var k = 0; k < _k1; k++)
-            {
-                _share[(k * _e) + e] = _load[(k * _e) + e];
-            }
-
-            return;
-        }
-
         for (var k = 0; k < _k1; k++)
         {
-            _share[(k * _e) + e] = c > 0 ? _load[(k * _e) + e] / c : 0;
+            _share[(k * _e) + e] = ShareOf(_load[(k * _e) + e], c);
         }
     }
+
+    /// <summary>Load per replica (most experts have one replica: their share is their load, a division by one skipped).</summary>
+    private static double ShareOf(double load, int replicas) => replicas == 1 ? load : replicas > 0 ? load / replicas : 0;
 
     /// <summary>Weighted loads, orders and peaks after device loads changed (all devices, or just a and b).</summary>
     private void Refresh(int a, int b)
@@ -506,10 +540,9 @@ internal sealed partial class OmniLayerSolver
         return v;
     }
 
-    /// <summary>Device loads, orders, peaks and the objective from the row and counts.</summary>
+    /// <summary>Device loads, orders, peaks and the objective from the row and shares.</summary>
     private void Recompute()
     {
-        BuildReplicaLists();
         Array.Clear(_dev);
         for (var device = 0; device < _d; device++)
         {
@@ -538,6 +571,7 @@ internal sealed partial class OmniLayerSolver
     /// <summary>Insertion sort per scenario, descending by load then ascending device (orders barely change).</summary>
     private void SortOrders()
     {
+        _touchedKind = OpKind.None;
         for (var k = 0; k < _k1; k++)
         {
             var order = _order.AsSpan(k * _d, _d);

@@ -55,13 +55,9 @@ internal sealed partial class OmniLayerSolver
         {
             _k1 = _scenarioRows;
             _w[0] = w0;
-            for (var e = 0; e < _e; e++)
-            {
-                UpdateShare(e);
-            }
-
+            UpdateShares();
             _newLayer = true;
-            Recompute();
+            Recompute(); // the replica lists are those Write kept up to date
         }
 
         written += SearchSingle(costPerWrite, maxWrites - written, allowance, polishKickAbove, false, log, cancellation);
@@ -224,8 +220,10 @@ internal sealed partial class OmniLayerSolver
             var level = bestPeak;
             for (var t = 0; t < _spareCount; t++)
             {
+                // Most slots fail on their occupant's siblings, once known (NaN, not yet computed, passes).
+                var siblings = _spareSiblings[t];
                 var baseLevel = _spareBase[t] + split;
-                if (baseLevel >= level)
+                if (siblings >= level || baseLevel >= level)
                 {
                     continue;
                 }
@@ -237,7 +235,6 @@ internal sealed partial class OmniLayerSolver
                     continue;
                 }
 
-                var siblings = _spareSiblings[t];
                 if (double.IsNaN(siblings))
                 {
                     siblings = SiblingLevel(0, j, _row[j]);
@@ -416,9 +413,10 @@ internal sealed partial class OmniLayerSolver
         {
             for (var x = 0; x < _e; x++)
             {
-                for (var n = 0; n < _nodes; n++)
+                var nodeCnt = _nodeCnt.AsSpan(x * _nodes, _nodes);
+                for (var n = 0; n < nodeCnt.Length; n++)
                 {
-                    if (_nodeCnt[(x * _nodes) + n] == 0)
+                    if (nodeCnt[n] == 0)
                     {
                         comm += NodeCommCost(x, n);
                     }
@@ -562,11 +560,13 @@ internal sealed partial class OmniLayerSolver
         var bestIndex = -1;
         while (true)
         {
+            // The first candidate of the highest bound; those taken have bound negative infinity (any other bound is
+            // finite, or positive infinity for the percentile objective).
             var pick = -1;
             var top = double.NegativeInfinity;
             for (var c = 0; c < _candidates; c++)
             {
-                if (_cKind[c] != Candidate.None && (pick < 0 || _cBound[c] > top))
+                if (_cBound[c] > top)
                 {
                     (pick, top) = (c, _cBound[c]);
                 }
@@ -578,7 +578,7 @@ internal sealed partial class OmniLayerSolver
             }
 
             var kind = _cKind[pick];
-            _cKind[pick] = Candidate.None;
+            _cBound[pick] = double.NegativeInfinity;
             var x = _cX[pick];
             var index = _cIndex[pick];
             double ratio;
@@ -1138,10 +1138,15 @@ internal sealed partial class OmniLayerSolver
         _repNext[p] = slot;
     }
 
-    /// <summary>Each expert's replica slots as a list in ascending slot order (then kept up to date by <see cref="Write"/>).</summary>
+    /// <summary>
+    /// Each expert's replica slots as a list in ascending slot order, and the slot sets of <see cref="BuildSpareSlots"/>
+    /// (then kept up to date by <see cref="Write"/>).
+    /// </summary>
     private void BuildReplicaLists()
     {
         Array.Fill(_repHead, -1);
+        Array.Clear(_redundantBits);
+        Array.Clear(_emptyBits);
         for (var slot = _row.Length - 1; slot >= 0; slot--)
         {
             var x = _row[slot];
@@ -1149,6 +1154,42 @@ internal sealed partial class OmniLayerSolver
             {
                 _repNext[slot] = _repHead[x];
                 _repHead[x] = slot;
+                if (_cnt[x] >= 2)
+                {
+                    _redundantBits[slot >> 6] |= 1UL << slot;
+                }
+            }
+            else
+            {
+                _emptyBits[slot >> 6] |= 1UL << slot;
+            }
+        }
+    }
+
+    /// <summary>Keeps the spare-slot sets of slot <paramref name="slot"/> up to date when <see cref="Write"/> changes it.</summary>
+    private void UpdateSpareBits(int slot, int old, int expert)
+    {
+        var bit = 1UL << slot;
+        _redundantBits[slot >> 6] &= ~bit;
+        _emptyBits[slot >> 6] &= ~bit;
+        if (old >= 0 && _cnt[old] == 1)
+        {
+            var other = _repHead[old]; // its last replica is no longer redundant
+            _redundantBits[other >> 6] &= ~(1UL << other);
+        }
+
+        if (expert < 0)
+        {
+            _emptyBits[slot >> 6] |= bit;
+            return;
+        }
+
+        if (_cnt[expert] >= 2)
+        {
+            // Every replica of the expert (the new one included) is redundant now.
+            for (var s = _repHead[expert]; s >= 0; s = _repNext[s])
+            {
+                _redundantBits[s >> 6] |= 1UL << s;
             }
         }
     }
@@ -1165,12 +1206,17 @@ internal sealed partial class OmniLayerSolver
         _spareAllowance = allowance;
         _spareCount = 0;
         var empties = _used < allowance;
-        for (var slot = 0; slot < _row.Length; slot++)
+        for (var w = 0; w < _redundantBits.Length; w++)
         {
-            var f = _row[slot];
-            if ((f >= 0 ? _cnt[f] >= 2 : empties) && slot != _frozenA && slot != _frozenB)
+            var bits = _redundantBits[w] | (empties ? _emptyBits[w] : 0);
+            while (bits != 0)
             {
-                _spare[_spareCount++] = slot;
+                var slot = (w << 6) + System.Numerics.BitOperations.TrailingZeroCount(bits);
+                bits &= bits - 1;
+                if (slot != _frozenA && slot != _frozenB)
+                {
+                    _spare[_spareCount++] = slot;
+                }
             }
         }
     }

@@ -39,6 +39,8 @@ internal sealed partial class OmniLayerSolver
     private readonly double[] _load;     // [k1 * e] per-step load of each expert in each scenario
     private readonly double[] _uw;       // [e] scenario-weighted load
     private readonly int[] _home;        // [e] home node of the expert's group (affinity), else -1
+    private readonly double[] _commCost;     // [e] NodeCommCost on a node other than the expert's home
+    private readonly double[] _commHomeCost; // [e] NodeCommCost on its home node (the same without group affinity)
     private double _heaviest;            // the highest predicted expert load
     private double _bestEp;
     private double _slack;
@@ -65,11 +67,16 @@ internal sealed partial class OmniLayerSolver
     private readonly int[] _touched;
     private readonly double[] _touchDelta; // [d * k1]
     private int _touchCount;
+    private OpKind _touchedKind;          // the operation the touched deltas belong to (TouchFor), None if unknown
+    private int _touchedExpert;
+    private int _touchedSlot;
     private readonly double[] _newPeak;
     private readonly double[] _sortScratch;
     private readonly int[] _repHead;
     private readonly int[] _repNext;
     private readonly int[] _spare;
+    private readonly ulong[] _redundantBits; // [slots / 64] slots of experts with two or more replicas (BuildSpareSlots)
+    private readonly ulong[] _emptyBits;     // [slots / 64] empty slots
     private readonly double[] _spareBase;
     private readonly double[] _spareSiblings;
     private int _spareCount;
@@ -86,7 +93,7 @@ internal sealed partial class OmniLayerSolver
     private readonly int[] _srcReceivers = new int[2];
     private readonly bool[] _srcSlotsReady = new bool[2];
     private double _floor;
-    private readonly Candidate[] _cKind;  // the candidate table of FindBest: kind (None once taken), bound, source, ...
+    private readonly Candidate[] _cKind;  // the candidate table of FindBest: kind, bound (-infinity once taken), source, ...
     private readonly double[] _cBound;
     private readonly int[] _cSource;
     private readonly int[] _cX;
@@ -145,6 +152,8 @@ internal sealed partial class OmniLayerSolver
         _load = new double[_k1 * _e];
         _uw = new double[_e];
         _home = new int[_e];
+        _commCost = new double[_e];
+        _commHomeCost = new double[_e];
         _row = new int[slots];
         _cnt = new int[_e];
         _share = new double[_k1 * _e];
@@ -170,6 +179,8 @@ internal sealed partial class OmniLayerSolver
         _repHead = new int[_e];
         _repNext = new int[slots];
         _spare = new int[slots];
+        _redundantBits = new ulong[(slots + 63) / 64];
+        _emptyBits = new ulong[(slots + 63) / 64];
         _spareBase = new double[slots];
         _spareSiblings = new double[slots];
         _live = new int[slots];
@@ -268,6 +279,10 @@ internal sealed partial class OmniLayerSolver
         _predictedMean = predicted / _d;
         _newLayer = true;
         AssignGroupHomes();
+        if (_commWeight > 0)
+        {
+            SetCommCosts();
+        }
     }
 
     /// <summary>Groups onto nodes by LPT of group load, G / N groups per node (as EPLB's hierarchical step 1).</summary>
@@ -353,12 +368,13 @@ internal sealed partial class OmniLayerSolver
             }
         }
 
-        for (var e = 0; e < _e; e++)
+        foreach (var c in _cnt)
         {
-            valid &= _cnt[e] > 0 && _cnt[e] <= ReplicaCap;
-            UpdateShare(e);
+            valid &= c > 0 && c <= ReplicaCap;
         }
 
+        UpdateShares();
+        BuildReplicaLists();
         Recompute();
         return valid;
     }
