@@ -40,11 +40,11 @@
 // comm-weight, group-affinity, mode (adaptive | static | refit), name.
 //
 // When to use: serving with a load monitor and periodic rebalances (every 25 to 300 steps); it beats EPLB's imbalance
-// at the same cadence with a fraction of its expert moves (docs/policy-evaluation.md). Cost: about 7 to 16 ms of one
-// idle Xeon core per DeepSeek-V3-scale steady-state rebalance (stable to drifting traces; 10 to 24 ms before the split
-// step and the two-phase search), and well under 100 ms for the first one from the trivial placement. `scenarios = 0`
-// (prediction only) keeps EPLB's Pareto targets on the trace suite except stable at (300, 300) (1.1468 against EPLB's
-// 1.1441), losing the per-scenario balance a bursty or switching workload can need.
+// at the same cadence with a fraction of its expert moves (docs/policy-evaluation.md). Cost: about 5 to 12 ms of one
+// idle Xeon core per DeepSeek-V3-scale steady-state rebalance (stable to drifting traces; 7 to 15 ms before session
+// 9's speed work on the same host), and well under 100 ms for the first one from the trivial placement.
+// `scenarios = 0` (prediction only) keeps EPLB's Pareto targets on the trace suite except stable at (300, 300) (1.1495
+// against EPLB's 1.1441), losing the per-scenario balance a bursty or switching workload can need.
 // Rebalancing in near real time (every 5 to 10 steps)? Set `ema-alpha = 0.2`: the default 0.05 lags the drift by more
 // than such an interval. At a 5-step interval it brings the modelled step latency below EPLB fitted in hindsight on
 // DeepSeek-V3-like traces (docs/latency-model.md).
