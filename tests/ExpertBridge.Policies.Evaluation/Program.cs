@@ -194,7 +194,13 @@ switch (mode)
         break;
     case "hindsight":
         {
-            var trace = LoadFiles.Read(Flag("trace") ?? throw new ArgumentException("hindsight needs --trace=FILE"));
+            if (Flag("trace") is not { } tracePath)
+            {
+                Console.Error.WriteLine("hindsight needs --trace=FILE (a trace of `expertbridge trace generate`)");
+                return 2;
+            }
+
+            var trace = LoadFiles.Read(tracePath);
             var every = Flag("every") is { } es ? int.Parse(es, CultureInfo.InvariantCulture) : 10;
             var from = Flag("from") is { } fs ? int.Parse(fs, CultureInfo.InvariantCulture) : 50;
             var dispatch = Enum.Parse<ReplicaDispatch>(Flag("dispatch") ?? "balanced", ignoreCase: true);
