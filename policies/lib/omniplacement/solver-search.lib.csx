@@ -377,7 +377,7 @@ internal sealed partial class OmniLayerSolver
             written += Apply(best, log);
         }
 
-        StartFromRow(_snapshot);
+        Restore(_snapshot);
         log?.Rollback(mark);
         return 0;
     }
