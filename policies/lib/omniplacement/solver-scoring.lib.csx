@@ -562,7 +562,7 @@ internal sealed partial class OmniLayerSolver
         }
 
         // The orders start from the previous ones: the sort's result does not depend on where it starts (loads
-        // descending, then devices ascending, is a total order), and after a rolled-back kick (StartFromRow of the
+        // descending, then devices ascending, is a total order), and after a rolled-back kick (Restore of the
         // snapshot) the previous order is nearly the new one, which the insertion sort then passes over once. On a
         // new layer (LoadLayer) the scenarios after the first start from the first one's order instead.
         Refresh(-1, -1);

@@ -379,6 +379,25 @@ internal sealed partial class OmniLayerSolver
         return valid;
     }
 
+    /// <summary>
+    /// Puts back <paramref name="row"/>, a valid row that differs from the state in a few slots (a rolled-back kick's
+    /// chain), leaving the state exactly as <see cref="StartFromRow"/> of it would: <see cref="Write"/> undoes the
+    /// counts, shares, replica lists (kept in slot order) and spare-slot sets of the changed slots only, and
+    /// <see cref="Recompute"/> sums the device loads afresh, as StartFromRow does, so that they are the same bits.
+    /// </summary>
+    private void Restore(ReadOnlySpan<int> row)
+    {
+        for (var slot = 0; slot < _row.Length; slot++)
+        {
+            if (_row[slot] != row[slot])
+            {
+                Write(slot, row[slot], null);
+            }
+        }
+
+        Recompute();
+    }
+
     /// <summary>Loads layer <paramref name="layer"/>'s predicted per-expert loads (scenario 0); returns their sum, in expert order.</summary>
     private double LoadPredicted(OmniLoadSignals signals, int layer)
     {
