@@ -40,7 +40,7 @@
 // comm-weight, group-affinity, mode (adaptive | static | refit), name.
 //
 // When to use: serving with a load monitor and periodic rebalances (every 25 to 300 steps); it beats EPLB's imbalance
-// at the same cadence with a fraction of its expert moves (docs/policy-evaluation.md). Cost: about 5 to 12 ms of one
+// at the same cadence with a fraction of its expert moves (docs/policy-evaluation.md). Cost: about 5 to 13 ms of one
 // idle Xeon core per DeepSeek-V3-scale steady-state rebalance (stable to drifting traces; 7 to 15 ms before session
 // 9's speed work on the same host), and well under 100 ms for the first one from the trivial placement.
 // `scenarios = 0` (prediction only) keeps EPLB's Pareto targets on the trace suite except stable at (300, 300) (1.1495
