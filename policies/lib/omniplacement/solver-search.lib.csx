@@ -32,7 +32,7 @@ internal sealed partial class OmniLayerSolver
             return SearchSingle(costPerWrite, maxWrites, allowance, kickAbove, true, log, cancellation);
         }
 
-        var floor = costPerWrite + (1e-9 * Math.Max(_bestEp, 1e-12));
+        var floor = costPerWrite + _slack;
         var polishKickAbove = Math.Max(kickAbove, PolishKickAbove);
         if (PredictedImbalance <= polishKickAbove && FindBest(floor, maxWrites, allowance).Kind == OpKind.None)
         {
@@ -69,7 +69,7 @@ internal sealed partial class OmniLayerSolver
 
         if (changed > 0 && start - WholeObjective() <= floor * changed)
         {
-            StartFromRow(_searchStart);
+            Restore(_searchStart);
             log?.Rollback(mark);
             return 0;
         }
@@ -94,7 +94,7 @@ internal sealed partial class OmniLayerSolver
     /// </summary>
     private int SearchSingle(double costPerWrite, int maxWrites, int allowance, double kickAbove, bool splitSteps, OmniWriteLog? log, CancellationToken cancellation)
     {
-        var floor = costPerWrite + (1e-9 * Math.Max(_bestEp, 1e-12));
+        var floor = costPerWrite + _slack;
         var written = 0;
         var kicks = 0;
         var failures = 0;

@@ -381,7 +381,7 @@ internal sealed partial class OmniLayerSolver
 
     /// <summary>
     /// Puts back <paramref name="row"/>, a valid row that differs from the state in a few slots (a rolled-back kick's
-    /// chain), leaving the state exactly as <see cref="StartFromRow"/> of it would: <see cref="Write"/> undoes the
+    /// chain or two-phase search), leaving the state exactly as <see cref="StartFromRow"/> of it would: <see cref="Write"/> undoes the
     /// counts, shares, replica lists (kept in slot order) and spare-slot sets of the changed slots only, and
     /// <see cref="Recompute"/> sums the device loads afresh, as StartFromRow does, so that they are the same bits.
     /// </summary>
